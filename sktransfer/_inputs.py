@@ -1,0 +1,410 @@
+"""One input path: every accepted kind of image input, validated and read in batches.
+
+Accepted inputs
+---------------
+* numpy arrays ``(n, H, W)`` (grayscale), ``(n, H, W, C)`` or ``(n, C, H, W)``
+  with ``C`` in {1, 3, 4}; 2-D arrays and DataFrames of flattened pixels
+  ``(n, H*W*C)`` when ``image_shape`` says how to unflatten a row;
+* torch tensors with the same layouts (``(n, C, H, W)`` being the usual one);
+* lists of PIL images;
+* lists, 1-D arrays, pandas Series or one-column DataFrames of file paths
+  (``str`` or ``pathlib.Path``), decoded lazily, in batches, by threads.
+
+Value policy: ``uint8`` is ``[0, 255]``; other integer dtypes must lie in
+``[0, 255]``; floats must lie in ``value_range`` (default ``[0, 1]``) and are
+rescaled from it; NaN and infinity are rejected. RGBA drops its alpha
+channel; grayscale stays one channel until the device expands it.
+Images decoded from files or PIL objects are converted to RGB, as
+torchvision's ``ImageFolder`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Samples per chunk when scanning arrays for NaN, infinity and range, so the
+# scan's temporaries stay small whatever n is.
+_SCAN_CHUNK = 256
+_DECODE_THREADS = min(32, (os.cpu_count() or 1) + 4)
+
+Batch = Union[torch.Tensor, list]
+"""A batch: a ``(k, C, H, W)`` tensor, or a list of ``(C, H, W)`` tensors of different sizes."""
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """How to read numeric image arrays (estimator parameters of the same names)."""
+
+    channel_axis: object = "auto"
+    image_shape: Optional[tuple] = None
+    value_range: Optional[tuple] = (0.0, 1.0)
+
+
+class ImageSource:
+    """Validated images that can be read in batches.
+
+    Parameters
+    ----------
+    kind : {"array", "tensor", "pil", "paths"}
+    items : ndarray, Tensor or list
+        Arrays and tensors are kept in their original layout (no copy).
+    n_channels : int or None
+        Channels per image (1 or 3) for arrays and tensors; None for images
+        decoded to RGB from files or PIL objects.
+    channels_last : bool
+        Whether ``items`` stores channels on the last axis.
+    """
+
+    def __init__(self, kind, items, n_channels=None, channels_last=False):
+        self.kind = kind
+        self.items = items
+        self.n_channels = n_channels
+        self.channels_last = channels_last
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def read(self, indices: Sequence[int]) -> Batch:
+        """Read the images at ``indices`` as CPU (or the tensor's device) tensors.
+
+        Arrays give one ``(k, C, H, W)`` tensor (uint8 or float32, possibly
+        with channels-last strides); files and PIL images of one size are
+        stacked, of several sizes returned as a list.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.kind == "array":
+            return _array_batch(self.items[indices], self.channels_last)
+        if self.kind == "tensor":
+            return _tensor_batch(self.items[torch.as_tensor(indices, device=self.items.device)],
+                                 self.channels_last)
+        decode = _decode_path if self.kind == "paths" else _decode_pil
+        if len(indices) > 1:
+            with ThreadPoolExecutor(min(_DECODE_THREADS, len(indices))) as pool:
+                images = list(pool.map(decode, (self.items[i] for i in indices), indices))
+        else:
+            images = [decode(self.items[i], i) for i in indices]
+        if all(im.shape == images[0].shape for im in images):
+            return torch.stack(images)
+        return images
+
+
+def _array_batch(chunk: np.ndarray, channels_last: bool) -> torch.Tensor:
+    if chunk.dtype != np.uint8:
+        chunk = chunk.astype(np.float32 if chunk.dtype.kind == "f" else np.uint8)
+    x = torch.from_numpy(np.ascontiguousarray(chunk))
+    if x.ndim == 3:
+        return x.unsqueeze(1)
+    if channels_last:
+        x = x.permute(0, 3, 1, 2)  # a view: the device copy stays NHWC, i.e. channels_last
+    return x[:, :3] if x.shape[1] == 4 else x
+
+
+def _tensor_batch(chunk: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    chunk = chunk.detach()
+    if chunk.dtype != torch.uint8:
+        chunk = chunk.to(torch.float32 if chunk.is_floating_point() else torch.uint8)
+    if chunk.ndim == 3:
+        return chunk.unsqueeze(1)
+    if channels_last:
+        chunk = chunk.permute(0, 3, 1, 2)
+    return chunk[:, :3] if chunk.shape[1] == 4 else chunk
+
+
+def _rgb_tensor(image: Image.Image) -> torch.Tensor:
+    array = np.asarray(image.convert("RGB"))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def _decode_path(path, index) -> torch.Tensor:
+    try:
+        with Image.open(path) as image:
+            return _rgb_tensor(ImageOps.exif_transpose(image))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"X[{index}]: image file not found: {str(path)!r}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"X[{index}]: cannot read image file {str(path)!r}: {exc}") from exc
+
+
+def _decode_pil(image, index) -> torch.Tensor:
+    try:
+        return _rgb_tensor(image)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"X[{index}]: cannot convert PIL image to RGB: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------
+# validation
+
+
+def _shape_error(shape, what):
+    return ValueError(
+        f"expected images shaped (n, H, W), (n, H, W, C) or (n, C, H, W) with C in "
+        f"{{1, 3, 4}}, got {what} of shape {tuple(shape)}"
+    )
+
+
+def _channel_layout(shape, channel_axis) -> bool:
+    """Return True if a 4-D ``shape`` has channels last, False if first."""
+    if channel_axis == "auto":
+        first, last = shape[1] in (1, 3, 4), shape[3] in (1, 3, 4)
+        if first and last:
+            raise ValueError(
+                f"cannot tell whether images shaped {tuple(shape)} store channels first or "
+                "last; pass channel_axis=1 (channels first) or channel_axis=-1 (channels last)"
+            )
+        if not (first or last):
+            raise ValueError(
+                f"images shaped {tuple(shape)} have no channel axis of size 1, 3 or 4 "
+                "(grayscale, RGB or RGBA) at position 1 or 3"
+            )
+        return last
+    if channel_axis in (-1, 3):
+        axis, last = 3, True
+    elif channel_axis == 1:
+        axis, last = 1, False
+    else:
+        raise ValueError(f"channel_axis must be 'auto', 1 or -1, got {channel_axis!r}")
+    if shape[axis] not in (1, 3, 4):
+        raise ValueError(
+            f"images shaped {tuple(shape)} have {shape[axis]} channels on axis {axis}; "
+            "expected 1 (grayscale), 3 (RGB) or 4 (RGBA)"
+        )
+    return last
+
+
+def _check_values(x, is_float, value_range):
+    """Scan ``x`` in chunks; raise naming the first sample with a bad value."""
+    low, high = (0, 255) if not is_float else (value_range or (-np.inf, np.inf))
+    for start in range(0, len(x), _SCAN_CHUNK):
+        chunk = x[start:start + _SCAN_CHUNK]
+        if isinstance(chunk, np.ndarray):
+            if chunk.dtype.kind == "u" and chunk.dtype.itemsize > 1:
+                chunk = chunk.astype(np.int64)  # torch lacks reductions on wide unsigned ints
+            elif not chunk.flags.writeable:
+                chunk = chunk.copy()  # torch refuses read-only buffers (e.g. memmaps)
+            chunk = torch.from_numpy(chunk)
+        flat = chunk.detach().reshape(len(chunk), -1)
+        if is_float:
+            finite = torch.isfinite(flat).all(dim=1)
+            if not bool(finite.all()):
+                i = int(torch.argmin(finite.to(torch.uint8)))
+                bad = "NaN" if bool(torch.isnan(flat[i]).any()) else "infinity"
+                raise ValueError(f"Input X contains {bad}: sample {start + i} has non-finite values")
+        lo, hi = flat.amin(dim=1), flat.amax(dim=1)
+        outside = (lo < low) | (hi > high)
+        if bool(outside.any()):
+            i = int(torch.argmax(outside.to(torch.uint8)))
+            found = f"sample {start + i} has values in [{lo[i].item():g}, {hi[i].item():g}]"
+            if is_float:
+                raise ValueError(
+                    f"{found}, outside value_range={tuple(value_range)}; float images must lie "
+                    "in value_range (default [0, 1]): rescale them, pass uint8, or set "
+                    "value_range, e.g. value_range=(0, 255)"
+                )
+            raise ValueError(f"{found}; integer images must lie in [0, 255] (uint8 range)")
+
+
+def image_array_source(x, options: InputOptions, what="array") -> ImageSource:
+    """Validate a numpy array or torch tensor of images (3-D or 4-D)."""
+    is_tensor = torch.is_tensor(x)
+    kind = _dtype_kind(x)
+    if kind == "c":
+        raise ValueError("Complex data not supported: images must be real-valued")
+    if kind == "b":
+        raise TypeError("boolean arrays are not images; convert them, e.g. X.astype(np.uint8) * 255")
+    if kind not in "uif":
+        raise TypeError(f"image {what}s must be numeric, got dtype {x.dtype}")
+    if x.ndim not in (3, 4):
+        raise _shape_error(x.shape, f"a {x.ndim}-D {what}")
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={tuple(x.shape)}) while a minimum of 1 is required."
+        )
+    if 0 in x.shape[1:]:
+        raise ValueError(f"images must not be empty, got {what} of shape {tuple(x.shape)}")
+    channels_last = x.ndim == 4 and _channel_layout(x.shape, options.channel_axis)
+    if x.dtype != (torch.uint8 if is_tensor else np.uint8):
+        _check_values(x, kind == "f", options.value_range)
+    channels = 1 if x.ndim == 3 else x.shape[3 if channels_last else 1]
+    return ImageSource(
+        "tensor" if is_tensor else "array",
+        x,
+        n_channels=3 if channels == 4 else channels,
+        channels_last=channels_last,
+    )
+
+
+def _dtype_kind(x) -> str:
+    if torch.is_tensor(x):
+        if x.is_complex():
+            return "c"
+        if x.dtype == torch.bool:
+            return "b"
+        if x.is_floating_point():
+            return "f"
+        return "u" if x.dtype == torch.uint8 else "i"
+    return x.dtype.kind
+
+
+def _is_path(item) -> bool:
+    return isinstance(item, (str, os.PathLike))
+
+
+def _item_kind(item):
+    if isinstance(item, Image.Image):
+        return "PIL image"
+    if _is_path(item):
+        return "file path"
+    return type(item).__name__
+
+
+def list_source(items) -> ImageSource:
+    """Validate a list of PIL images or of file paths."""
+    items = list(items)
+    if not items:
+        raise ValueError("Found 0 images (an empty list) while a minimum of 1 is required.")
+    first = _item_kind(items[0])
+    if first not in ("PIL image", "file path"):
+        raise TypeError(f"X[0] is a {first}; lists must hold PIL images or file paths (str or pathlib.Path)")
+    for i, item in enumerate(items):
+        kind = _item_kind(item)
+        if kind != first:
+            raise TypeError(
+                f"X[{i}] is a {kind} but X[0] is a {first}; all items must be of one kind"
+            )
+    if first == "PIL image":
+        return ImageSource("pil", items)
+    paths = [Path(p).expanduser() for p in items]
+    for i, path in enumerate(paths):
+        if not path.exists():
+            raise FileNotFoundError(f"X[{i}]: image file not found: {str(path)!r}")
+        if path.is_dir():
+            raise ValueError(f"X[{i}]: {str(path)!r} is a directory, not an image file")
+    return ImageSource("paths", [str(p) for p in paths])
+
+
+def is_tabular(x) -> bool:
+    """2-D numeric data (arrays, DataFrames, sparse matrices): flattened pixels."""
+    if hasattr(x, "columns"):  # DataFrame
+        return not (x.shape[1] == 1 and x.dtypes.iloc[0].kind in "OSU")
+    if hasattr(x, "tocsr") or type(x).__module__.startswith("scipy.sparse"):
+        return True
+    return isinstance(x, np.ndarray) and x.ndim == 2
+
+
+def unflatten(x: np.ndarray, options: InputOptions) -> np.ndarray:
+    """Reshape validated 2-D rows to images with ``image_shape``."""
+    if options.image_shape is None:
+        raise ValueError(
+            f"got 2-D data of shape {x.shape}: rows of flattened pixels need image_shape "
+            "to become images, e.g. image_shape=(8, 8) or (28, 28, 1); pass images as "
+            "(n, H, W[, C]) arrays otherwise"
+        )
+    shape = tuple(options.image_shape)
+    try:
+        images = x.reshape((x.shape[0], *shape))
+    except ValueError:
+        raise ValueError(
+            f"rows of {x.shape[1]} values cannot be reshaped to image_shape={shape}"
+        ) from None
+    if images.ndim not in (3, 4):
+        raise ValueError(f"image_shape must be (H, W) or (H, W, C) / (C, H, W), got {shape}")
+    return images
+
+
+def image_source(x, options: InputOptions) -> ImageSource:
+    """Validate any accepted non-tabular input and describe it."""
+    if torch.is_tensor(x):
+        return image_array_source(x, options, what="tensor")
+    if hasattr(x, "columns"):  # a one-column DataFrame of paths
+        x = x.iloc[:, 0]
+    if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray):  # pandas Series
+        x = x.to_numpy()
+    if isinstance(x, Image.Image):
+        raise TypeError("X is a single PIL image; pass a list of images, e.g. [image]")
+    if isinstance(x, (str, os.PathLike)):
+        raise TypeError("X is a single path; pass a list of paths, e.g. [path]")
+    if isinstance(x, np.ndarray):
+        if x.ndim == 1 and x.dtype.kind in "OSU":
+            return list_source(x.tolist())
+        if x.dtype.kind == "O":
+            try:
+                x = x.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"could not read object array as numbers: {exc}") from exc
+        return image_array_source(x, options)
+    if isinstance(x, (list, tuple)):
+        return list_source(x)
+    raise TypeError(
+        f"unsupported input type {type(x).__name__}: pass a numpy array, torch tensor, "
+        "list of PIL images, or list/Series of file paths"
+    )
+
+
+def _as_array(X):
+    """Array-likes and nested lists of numbers as ndarrays; other inputs unchanged."""
+    if isinstance(X, (list, tuple)):
+        if not X or _item_kind(X[0]) in ("PIL image", "file path"):
+            return X
+        try:
+            return np.asarray(X)
+        except ValueError as exc:
+            raise ValueError(
+                f"X is a list of arrays or numbers that do not stack into one array ({exc}); "
+                "pass images of one size as an (n, H, W[, C]) array, or files/PIL images"
+            ) from None
+    if hasattr(X, "__array__") and not (
+        torch.is_tensor(X) or hasattr(X, "iloc") or isinstance(X, (np.ndarray, Image.Image))
+    ):
+        return np.asarray(X)
+    return X
+
+
+def validate_images(estimator, X, *, reset: bool) -> ImageSource:
+    """Validate ``X`` for ``estimator`` (its ``channel_axis``, ``image_shape``, ``value_range``).
+
+    With ``reset=True`` (in ``fit``) records ``n_channels_in_`` and, for 2-D
+    inputs, ``n_features_in_``/``feature_names_in_`` through scikit-learn's
+    ``validate_data``; otherwise checks ``X`` against them.
+    """
+    from sklearn.utils.validation import validate_data
+
+    options = InputOptions(estimator.channel_axis, estimator.image_shape, estimator.value_range)
+    X = _as_array(X)
+    if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind not in "OSU":
+        raise ValueError(
+            f"Expected images, got a 1-D array of shape {X.shape}. Reshape your data to "
+            "(n, H, W[, C]) images, or to (n, H*W*C) rows and set image_shape."
+        )
+    if is_tabular(X):
+        rows = validate_data(estimator, X, reset=reset, dtype="numeric", accept_sparse=False)
+        source = image_array_source(unflatten(rows, options), options)
+    else:
+        if reset:
+            for attr in ("n_features_in_", "feature_names_in_"):
+                if hasattr(estimator, attr):
+                    delattr(estimator, attr)
+        elif hasattr(estimator, "n_features_in_"):
+            raise ValueError(
+                f"{type(estimator).__name__} was fitted on 2-D rows of "
+                f"{estimator.n_features_in_} pixel values; pass the same kind of input"
+            )
+        source = image_source(X, options)
+    if reset:
+        estimator.n_channels_in_ = source.n_channels
+    elif None not in (source.n_channels, estimator.n_channels_in_) and (
+        source.n_channels != estimator.n_channels_in_
+    ):
+        raise ValueError(
+            f"X has {source.n_channels}-channel images, but {type(estimator).__name__} was "
+            f"fitted on {estimator.n_channels_in_}-channel images"
+        )
+    return source

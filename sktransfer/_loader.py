@@ -1,0 +1,177 @@
+"""Batches on their way to the device: read ahead in a thread, copied while the model runs.
+
+A background thread reads (and decodes) the next batches while the current
+one is being used; on CUDA it pins them and copies them on a side stream, so
+the copy of batch ``i + 1`` overlaps the forward pass of batch ``i``. The
+same loader feeds feature extraction and skorch's training loop (as its
+``iterator_train``/``iterator_valid``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset
+
+from ._inputs import Batch, ImageSource
+
+_PREFETCH = 2  # batches read ahead of the one in use
+_DONE = object()
+
+
+class ImageDataset(Dataset):
+    """An :class:`ImageSource` with optional integer targets, as a torch ``Dataset``.
+
+    Indexing returns ``(image, target)`` for compatibility with torch tools;
+    the batch path is :class:`BatchLoader`, which reads whole batches.
+    """
+
+    def __init__(self, source: ImageSource, y: Optional[np.ndarray] = None):
+        self.source = source
+        self.y = None if y is None else torch.as_tensor(np.asarray(y))
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, i):
+        image = self.source.read([i])
+        return image[0], (None if self.y is None else self.y[i])
+
+
+def _unwrap(dataset):
+    """``(ImageDataset, indices)`` for an ImageDataset or (nested) Subsets of one."""
+    indices = np.arange(len(dataset))
+    while isinstance(dataset, Subset):
+        indices = np.asarray(dataset.indices)[indices]
+        dataset = dataset.dataset
+    if not isinstance(dataset, ImageDataset):
+        raise TypeError(f"BatchLoader reads ImageDataset objects, got {type(dataset).__name__}")
+    return dataset, indices
+
+
+def _pin(batch: Batch) -> Batch:
+    if isinstance(batch, list):
+        return [b.pin_memory() for b in batch]
+    return batch.pin_memory()
+
+
+def _to(batch: Batch, device, non_blocking: bool) -> Batch:
+    if isinstance(batch, list):
+        return [b.to(device, non_blocking=non_blocking) for b in batch]
+    return batch.to(device, non_blocking=non_blocking)
+
+
+def _record(batch: Batch, stream) -> None:
+    for b in batch if isinstance(batch, list) else [batch]:
+        b.record_stream(stream)
+
+
+class BatchLoader:
+    """Iterate over ``(images, targets)`` batches of an :class:`ImageDataset` on ``device``.
+
+    Parameters
+    ----------
+    dataset : ImageDataset or torch.utils.data.Subset of one
+    batch_size : int
+    shuffle : bool, default=False
+        Draw a new order every epoch from ``seed``.
+    device : str or torch.device, default="cpu"
+    seed : int or None, default=None
+    drop_last : bool, default=False
+        Skip a last incomplete batch (used in training, where a batch of one
+        sample would break BatchNorm).
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, device="cpu", seed=None, drop_last=False):
+        self.dataset, self.indices = _unwrap(dataset)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.device = torch.device(device)
+        self.drop_last = drop_last
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        n = len(self.indices)
+        return n // self.batch_size if self.drop_last and n >= self.batch_size else -(-n // self.batch_size)
+
+    def _batches(self):
+        order = self._rng.permutation(self.indices) if self.shuffle else self.indices
+        stop = len(self) * self.batch_size
+        return [order[i:i + self.batch_size] for i in range(0, min(stop, len(order)), self.batch_size)]
+
+    def _read(self, idx):
+        x = self.dataset.source.read(idx)
+        y = None if self.dataset.y is None else self.dataset.y[torch.as_tensor(idx)]
+        return x, y
+
+    def __iter__(self):
+        batches = self._batches()
+        cuda = self.device.type == "cuda"
+        pending: queue.Queue = queue.Queue(maxsize=_PREFETCH)
+        stop = threading.Event()
+
+        def produce():
+            try:
+                for idx in batches:
+                    item = self._read(idx)
+                    if cuda:
+                        item = tuple(None if t is None else _pin(t) for t in item)
+                    while not stop.is_set():
+                        try:
+                            pending.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                pending.put(_DONE)
+            except BaseException as exc:  # handed to the consumer, never lost
+                pending.put(exc)
+
+        thread = threading.Thread(target=produce, daemon=True, name="sktransfer-reader")
+        thread.start()
+        try:
+            yield from (self._cuda_iter(pending) if cuda else self._host_iter(pending))
+        finally:
+            stop.set()
+            while thread.is_alive():
+                try:
+                    pending.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            thread.join()
+
+    @staticmethod
+    def _take(pending):
+        item = pending.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _host_iter(self, pending):
+        while (item := self._take(pending)) is not _DONE:
+            yield tuple(None if t is None else _to(t, self.device, False) for t in item)
+
+    def _cuda_iter(self, pending):
+        copy_stream = torch.cuda.Stream(self.device)
+        compute = torch.cuda.current_stream(self.device)
+
+        def start_copy(item):
+            with torch.cuda.stream(copy_stream):
+                return tuple(None if t is None else _to(t, self.device, True) for t in item)
+
+        item = self._take(pending)
+        ahead = None if item is _DONE else start_copy(item)
+        while ahead is not None:
+            compute.wait_stream(copy_stream)
+            current = ahead
+            for t in current:
+                if t is not None:
+                    _record(t, compute)
+            item = self._take(pending)
+            ahead = None if item is _DONE else start_copy(item)
+            yield current

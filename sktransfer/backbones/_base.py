@@ -1,0 +1,128 @@
+"""What every backbone provider hands to the estimators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+#: Layouts a stage's output can have: convolutional maps, channels-last maps
+#: (Swin), or token sequences (vision transformers).
+FEATURE_FORMATS = ("NCHW", "NHWC", "NLC")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How inputs must be prepared for a backbone's weights.
+
+    Parameters
+    ----------
+    input_size : tuple of int
+        ``(height, width)`` the weights were trained at.
+    mean, std : tuple of float
+        Per-channel normalization applied to ``[0, 1]`` RGB values.
+    interpolation : {"nearest", "bilinear", "bicubic"}
+        Resampling used when resizing to ``input_size``.
+    crop_pct : float
+        Fraction of the resized image kept by a center crop in the weights'
+        own evaluation transform (used by ``resize="center_crop"``).
+
+    Examples
+    --------
+    >>> from sktransfer import DataConfig
+    >>> DataConfig(input_size=(224, 224), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    DataConfig(input_size=(224, 224), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation='bilinear', crop_pct=0.875)
+    """
+
+    input_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875
+
+    def __post_init__(self):
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError("mean and std must have one value per RGB channel")
+
+
+@dataclass(frozen=True, eq=False)
+class Backbone:
+    """A headless pretrained network, as the registry returns it.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Maps a normalized float batch ``(n, 3, H, W)`` to the unpooled output
+        of the last stage.
+    stages : tuple of (str, torch.nn.Module)
+        The network's parts in order from input to output. Freezing ``k``
+        stages freezes the parameters and normalization statistics of the
+        first ``k`` entries. When ``sequential`` is true, ``module`` is exactly
+        these stages applied one after the other, so a prefix of them can run
+        on its own (intermediate features, cached frozen prefixes).
+    num_features : int
+        Channels of the last stage's output (the pooled feature dimension).
+    data_config : DataConfig
+        Input size and normalization taken from the weights' own metadata.
+    stage_formats : tuple of str
+        Output layout of each stage: ``"NCHW"``, ``"NHWC"`` or ``"NLC"``.
+    num_prefix_tokens : int, default=0
+        Leading class/register tokens in ``"NLC"`` outputs.
+    sequential : bool, default=False
+        See ``stages``.
+    fixed_input_size : bool, default=False
+        True when the network only accepts ``data_config.input_size``.
+    modality : str, default="image"
+        The kind of input the backbone consumes.
+    weights_id : str, default="random"
+        Which weights were loaded (part of feature-cache keys and reprs).
+
+    Examples
+    --------
+    >>> from sktransfer import get_backbone
+    >>> bb = get_backbone("resnet18", weights=None)
+    >>> bb.num_features, [name for name, _ in bb.stages]
+    (512, ['stem', 'layer1', 'layer2', 'layer3', 'layer4'])
+    """
+
+    module: nn.Module
+    stages: tuple[tuple[str, nn.Module], ...]
+    num_features: int
+    data_config: DataConfig
+    stage_formats: tuple[str, ...]
+    num_prefix_tokens: int = 0
+    sequential: bool = False
+    fixed_input_size: bool = False
+    modality: str = "image"
+    weights_id: str = "random"
+
+    def __post_init__(self):
+        if len(self.stage_formats) != len(self.stages):
+            raise ValueError("stage_formats needs one entry per stage")
+        bad = [f for f in self.stage_formats if f not in FEATURE_FORMATS]
+        if bad:
+            raise ValueError(f"unknown stage format(s) {bad}; expected one of {FEATURE_FORMATS}")
+        if not self.stages:
+            raise ValueError("a backbone needs at least one stage")
+
+    @property
+    def stage_names(self) -> list[str]:
+        """Names of the stages, from input to output."""
+        return [name for name, _ in self.stages]
+
+
+def sequential_backbone(stages, **kwargs) -> Backbone:
+    """Build a :class:`Backbone` whose module runs ``stages`` in order.
+
+    ``stages`` is a list of ``(name, module)`` pairs; every other keyword goes
+    to :class:`Backbone`.
+    """
+    module = nn.Sequential()
+    for name, stage in stages:
+        module.add_module(name, stage)
+    return Backbone(module=module, stages=tuple(module.named_children()), sequential=True, **kwargs)

@@ -1,0 +1,308 @@
+"""PretrainedFeatureExtractor: a frozen pretrained backbone as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._device import resolve_device, resolve_precision
+from ._inputs import validate_images
+from ._loader import BatchLoader, ImageDataset
+from ._network import FeatureNet
+from ._pooling import Pool
+from ._preprocess import Preprocess
+from ._progress import progress
+from ._registry import get_backbone
+from ._seeding import seeded
+from .backbones._base import DataConfig
+
+
+def _input_size(value, config: DataConfig, fixed: bool, name: str) -> tuple:
+    if value is None:
+        return tuple(config.input_size)
+    size = (value, value) if isinstance(value, Integral) else tuple(value)
+    if len(size) != 2 or not all(isinstance(s, Integral) and s >= 1 for s in size):
+        raise ValueError(f"input_size must be a positive int or (height, width), got {value!r}")
+    if fixed and size != tuple(config.input_size):
+        raise ValueError(
+            f"backbone {name!r} only accepts input_size={tuple(config.input_size)}, got {size}"
+        )
+    return size
+
+
+def _stage_index(stage, backbone, name) -> int:
+    names = backbone.stage_names
+    last = len(names) - 1
+    if stage is None:
+        return last
+    if isinstance(stage, str):
+        if stage not in names:
+            raise ValueError(f"backbone {name!r} has no stage {stage!r}; its stages are {names}")
+        index = names.index(stage)
+    elif isinstance(stage, Integral) and not isinstance(stage, bool):
+        if not -len(names) <= stage <= last:
+            raise ValueError(
+                f"stage={stage} is out of range for backbone {name!r} with {len(names)} stages "
+                f"({names})"
+            )
+        index = stage % len(names)
+    else:
+        raise TypeError(f"stage must be None, an int or a stage name, got {type(stage).__name__}")
+    if index != last and not backbone.sequential:
+        raise ValueError(
+            f"backbone {name!r} cannot run a prefix of its stages; only its last stage "
+            "(stage=None) is available"
+        )
+    return index
+
+
+def check_batch_size(batch_size):
+    """Validate a ``batch_size`` parameter (None means automatic)."""
+    if batch_size is None:
+        return
+    if not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+
+
+def inference_batch_size(batch_size, device: torch.device, input_size) -> int:
+    """``batch_size`` or, when None, a size that keeps activations modest on ``device``."""
+    if batch_size is not None:
+        return int(batch_size)
+    if device.type != "cuda":
+        return 32
+    pixels = input_size[0] * input_size[1]
+    return int(max(32, min(1024, 256 * (224 * 224) // pixels)))
+
+
+class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Features from a frozen pretrained backbone, as a scikit-learn transformer.
+
+    ``fit`` loads the backbone from the registry; ``transform`` runs images
+    through it (eval mode, ``torch.inference_mode``) and pools the chosen
+    stage's output to one float32 vector per image.
+
+    Parameters
+    ----------
+    backbone : str, default="resnet18"
+        A registered backbone name (see :func:`~sktransfer.list_backbones`).
+    weights : str, path or None, default="DEFAULT"
+        ``"DEFAULT"``, a weights name such as ``"IMAGENET1K_V1"``, ``None``
+        (random initialization, seeded by ``random_state``) or a local
+        ``.pth``/``.pt``/``.safetensors`` file.
+    pooling : {"avg", "max", "avgmax", "catavgmax", "token"}, default="avg"
+        How a stage's output becomes one vector per image. ``"token"`` takes a
+        transformer's class token; ``"catavgmax"`` doubles the features.
+    stage : int, str or None, default=None
+        Take features from this stage (index or name, see
+        ``Backbone.stage_names``) instead of the last one.
+    input_size : int, (int, int) or None, default=None
+        Resize images to this size instead of the weights' own input size
+        (smaller is much faster on a CPU).
+    resize : {"squash", "center_crop"}, default="squash"
+        ``"squash"`` resizes whole images; ``"center_crop"`` keeps the aspect
+        ratio and crops the center like the weights' evaluation transform.
+    batch_size : int or None, default=None
+        Images per forward pass; None picks one for the device (32 on CPU,
+        256 at 224 px on GPU).
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Compute dtype; ``"auto"`` is bfloat16 on CUDA and float32 on CPU.
+    channel_axis : {"auto", 1, -1}, default="auto"
+        Where 4-D arrays keep their channels; "auto" detects it when only one
+        of axis 1 and axis 3 has size 1, 3 or 4.
+    image_shape : tuple of int or None, default=None
+        Shape to unflatten rows of 2-D inputs (``(8, 8)``, ``(28, 28, 1)``;
+        ``-1`` allowed once).
+    value_range : (float, float) or None, default=(0.0, 1.0)
+        Range of float inputs, rescaled to ``[0, 1]``; values outside it raise.
+        None uses float values as they are. uint8 inputs are ``[0, 255]``.
+    random_state : int or None, default=None
+        Seeds the random initialization when ``weights=None``.
+    verbose : int, default=0
+        Show a progress bar while transforming when > 0.
+
+    Attributes
+    ----------
+    model_ : torch.nn.Module
+        Preprocessing, the backbone up to ``stage`` and the pooling, on ``device_``.
+    device_ : torch.device
+        Where ``model_`` runs.
+    data_config_ : DataConfig
+        The preprocessing applied (the weights' config with ``input_size``).
+    weights_id_ : str
+        Which weights were loaded.
+    n_channels_in_ : int or None
+        Channels of the images seen in ``fit`` (1 or 3) for array inputs; None
+        for files and PIL images, which are read as RGB.
+    n_features_in_ : int
+        Only for 2-D inputs: the number of pixel columns.
+    feature_names_in_ : ndarray of str
+        Only for DataFrames of pixel columns with string names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import PretrainedFeatureExtractor
+    >>> X = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    >>> extractor = PretrainedFeatureExtractor("resnet18", weights=None, input_size=64, random_state=0)
+    >>> extractor.fit_transform(X).shape
+    (4, 512)
+    >>> extractor.get_feature_names_out()[:2]
+    array(['pretrainedfeatureextractor0', 'pretrainedfeatureextractor1'], dtype=object)
+    """
+
+    def __init__(
+        self,
+        backbone="resnet18",
+        weights="DEFAULT",
+        *,
+        pooling="avg",
+        stage=None,
+        input_size=None,
+        resize="squash",
+        batch_size=None,
+        device="auto",
+        precision="auto",
+        channel_axis="auto",
+        image_shape=None,
+        value_range=(0.0, 1.0),
+        random_state=None,
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.pooling = pooling
+        self.stage = stage
+        self.input_size = input_size
+        self.resize = resize
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.channel_axis = channel_axis
+        self.image_shape = image_shape
+        self.value_range = value_range
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Load the backbone and validate ``X``.
+
+        Parameters
+        ----------
+        X : array-like, tensor, list of PIL images or of paths
+            Images (see the module docs for every accepted kind).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PretrainedFeatureExtractor
+        """
+        check_batch_size(self.batch_size)
+        device = resolve_device(self.device)
+        dtype = resolve_precision(self.precision, device)
+        validate_images(self, X, reset=True)
+        with seeded(self.random_state):
+            backbone = get_backbone(self.backbone, weights=self.weights)
+        if backbone.modality != "image":
+            raise ValueError(f"backbone {self.backbone!r} takes {backbone.modality}, not images")
+        index = _stage_index(self.stage, backbone, self.backbone)
+        size = _input_size(self.input_size, backbone.data_config, backbone.fixed_input_size,
+                           self.backbone)
+        config = DataConfig(size, backbone.data_config.mean, backbone.data_config.std,
+                            backbone.data_config.interpolation, backbone.data_config.crop_pct)
+        pool = Pool(self.pooling, backbone.stage_formats[index], backbone.num_prefix_tokens)
+        trunk = backbone.module if index == len(backbone.stages) - 1 else backbone.module[: index + 1]
+        model = FeatureNet(Preprocess(config, self.value_range, self.resize), trunk, pool)
+        self.model_ = model.eval().requires_grad_(False).place(device, dtype)
+        self.device_ = device
+        self.data_config_ = config
+        self.weights_id_ = backbone.weights_id
+        if index == len(backbone.stages) - 1:
+            width = backbone.num_features
+        else:  # an intermediate stage's width is known only by running it
+            with torch.inference_mode():
+                probe = torch.zeros((1, 3, *size), dtype=torch.uint8, device=device)
+                stage_out = self.model_.trunk(self.model_.preprocess(probe))
+                width = stage_out.shape[1 if pool.feature_format == "NCHW" else -1]
+        self._n_features_out = pool.width(width)
+        return self
+
+    def transform(self, X):
+        """Compute pooled features.
+
+        Parameters
+        ----------
+        X : array-like, tensor, list of PIL images or of paths
+            Images of the kind seen in ``fit``.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out), float32
+        """
+        check_is_fitted(self)
+        source = validate_images(self, X, reset=False)
+        size = self.data_config_.input_size
+        loader = BatchLoader(
+            ImageDataset(source),
+            inference_batch_size(self.batch_size, self.device_, size),
+            device=self.device_,
+        )
+        return _extract(self.model_, loader, len(source), self._n_features_out, self.device_,
+                        verbose=self.verbose)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "model_" in state:
+            buffer = io.BytesIO()
+            torch.save(state.pop("model_"), buffer)
+            state["_model_bytes"] = buffer.getvalue()
+        return state
+
+    def __setstate__(self, state):
+        payload = state.pop("_model_bytes", None)
+        self.__dict__.update(state)
+        if payload is None:
+            return
+        device = state["device_"]
+        if device.type == "cuda" and not torch.cuda.is_available():
+            warnings.warn(
+                f"{type(self).__name__} was fitted on {device}, which is not available here; "
+                "it now runs on the CPU in float32",
+                UserWarning,
+                stacklevel=2,
+            )
+            device = torch.device("cpu")
+        model = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
+        if device != state["device_"]:
+            model.place(device, torch.float32)
+        self.model_ = model
+        self.device_ = device
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+def _extract(model, loader, n, width, device, verbose=0) -> np.ndarray:
+    """Run ``model`` over ``loader``; gather float32 features without per-batch syncs."""
+    on_cuda = device.type == "cuda"
+    out = torch.empty((n, width), dtype=torch.float32, pin_memory=on_cuda)
+    position = 0
+    with torch.inference_mode():
+        for x, _ in progress(loader, enabled=verbose > 0, desc="extracting features"):
+            features = model(x).float()
+            out[position:position + len(features)].copy_(features, non_blocking=on_cuda)
+            position += len(features)
+    if on_cuda:
+        torch.cuda.synchronize(device)
+    return out.numpy().copy() if on_cuda else out.numpy()
