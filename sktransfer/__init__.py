@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._registry import get_backbone, list_backbones, register_backbone
 from .backbones import Backbone, DataConfig, WeightsUnavailableError
+from .classifier import FineTunedClassifier
 from .extractor import PretrainedFeatureExtractor
 
 try:
@@ -14,6 +15,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Backbone",
     "DataConfig",
+    "FineTunedClassifier",
     "PretrainedFeatureExtractor",
     "WeightsUnavailableError",
     "get_backbone",

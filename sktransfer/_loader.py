@@ -42,6 +42,12 @@ class ImageDataset(Dataset):
         return image[0], (None if self.y is None else self.y[i])
 
 
+def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    """Batches per pass over ``n`` samples (a last partial batch is dropped only when
+    ``drop_last`` and at least one full batch exists)."""
+    return n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)
+
+
 def _unwrap(dataset):
     """``(ImageDataset, indices)`` for an ImageDataset or (nested) Subsets of one."""
     indices = np.arange(len(dataset))
@@ -95,8 +101,7 @@ class BatchLoader:
         self._rng = np.random.default_rng(seed)
 
     def __len__(self):
-        n = len(self.indices)
-        return n // self.batch_size if self.drop_last and n >= self.batch_size else -(-n // self.batch_size)
+        return num_batches(len(self.indices), self.batch_size, self.drop_last)
 
     def _batches(self):
         order = self._rng.permutation(self.indices) if self.shuffle else self.indices

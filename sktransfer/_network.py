@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import torch
 from torch import nn
+
+from ._freezing import freeze_stages, keep_frozen_in_eval
+from ._pooling import Pool
+from ._preprocess import Preprocess
+from .backbones._base import Backbone, DataConfig
 
 
 class FeatureNet(nn.Module):
@@ -26,3 +33,106 @@ class FeatureNet(nn.Module):
         self.preprocess.dtype = dtype
         self.preprocess.channels_last = cuda
         return self
+
+
+class ClassifierNet(nn.Module):
+    """Raw image batches -> preprocessing -> augmentation (training only) -> backbone
+    stages -> pooling -> a new linear head; returns logits.
+
+    ``set_frozen(k)`` freezes the first ``k`` stages; they stay in eval mode
+    whatever ``train()`` is called with.
+    """
+
+    def __init__(self, preprocess, augment, trunk, stages, pool, width, n_classes):
+        super().__init__()
+        self.preprocess = preprocess
+        self.augment = augment
+        self.trunk = trunk
+        self.pool = pool
+        self.head = nn.Linear(width, n_classes)
+        self.stages = list(stages)  # (name, module) views into trunk, not extra registrations
+        self.n_frozen = 0
+
+    def forward(self, x):
+        return self.head(self.pool(self.trunk(self.augment(self.preprocess(x)))))
+
+    def set_frozen(self, depth: int) -> None:
+        """Freeze the first ``depth`` stages (gradients off, eval mode)."""
+        freeze_stages(self.stages, depth)
+        self.n_frozen = depth
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        keep_frozen_in_eval(self.stages, self.n_frozen)
+        return self
+
+    def place(self, device: torch.device) -> "ClassifierNet":
+        """Move to ``device``; channels-last convolutions on CUDA."""
+        cuda = device.type == "cuda"
+        self.to(device)
+        if cuda:
+            self.trunk.to(memory_format=torch.channels_last)
+        self.preprocess.channels_last = cuda
+        return self
+
+
+def input_size_for(value, config: DataConfig, fixed: bool, name: str) -> tuple:
+    if value is None:
+        return tuple(config.input_size)
+    size = (value, value) if isinstance(value, Integral) else tuple(value)
+    if len(size) != 2 or not all(isinstance(s, Integral) and s >= 1 for s in size):
+        raise ValueError(f"input_size must be a positive int or (height, width), got {value!r}")
+    if fixed and size != tuple(config.input_size):
+        raise ValueError(
+            f"backbone {name!r} only accepts input_size={tuple(config.input_size)}, got {size}"
+        )
+    return size
+
+
+def stage_index(stage, backbone, name) -> int:
+    names = backbone.stage_names
+    last = len(names) - 1
+    if stage is None:
+        return last
+    if isinstance(stage, str):
+        if stage not in names:
+            raise ValueError(f"backbone {name!r} has no stage {stage!r}; its stages are {names}")
+        index = names.index(stage)
+    elif isinstance(stage, Integral) and not isinstance(stage, bool):
+        if not -len(names) <= stage <= last:
+            raise ValueError(
+                f"stage={stage} is out of range for backbone {name!r} with {len(names)} stages "
+                f"({names})"
+            )
+        index = stage % len(names)
+    else:
+        raise TypeError(f"stage must be None, an int or a stage name, got {type(stage).__name__}")
+    if index != last and not backbone.sequential:
+        raise ValueError(
+            f"backbone {name!r} cannot run a prefix of its stages; only its last stage "
+            "(stage=None) is available"
+        )
+    return index
+
+
+
+def check_modality(backbone: Backbone, name: str) -> None:
+    """Image estimators need image backbones."""
+    if backbone.modality != "image":
+        raise ValueError(f"backbone {name!r} takes {backbone.modality}, not images")
+
+
+def backbone_parts(estimator, backbone: Backbone, index: int):
+    """Preprocessing, the stages up to ``index`` and the pooling, from ``estimator``'s
+    ``input_size``, ``resize``, ``value_range`` and ``pooling`` parameters.
+
+    Returns ``(preprocess, trunk, pool, data_config)``.
+    """
+    size = input_size_for(estimator.input_size, backbone.data_config, backbone.fixed_input_size,
+                          estimator.backbone)
+    base = backbone.data_config
+    config = DataConfig(size, base.mean, base.std, base.interpolation, base.crop_pct)
+    pool = Pool(estimator.pooling, backbone.stage_formats[index], backbone.num_prefix_tokens)
+    trunk = backbone.module if index == len(backbone.stages) - 1 else backbone.module[: index + 1]
+    return Preprocess(config, estimator.value_range, estimator.resize), trunk, pool, config

@@ -14,52 +14,10 @@ from sklearn.utils.validation import check_is_fitted
 from ._device import resolve_device, resolve_precision
 from ._inputs import validate_images
 from ._loader import BatchLoader, ImageDataset
-from ._network import FeatureNet
-from ._pooling import Pool
-from ._preprocess import Preprocess
+from ._network import FeatureNet, backbone_parts, check_modality, stage_index
 from ._progress import progress
 from ._registry import get_backbone
 from ._seeding import seeded
-from .backbones._base import DataConfig
-
-
-def _input_size(value, config: DataConfig, fixed: bool, name: str) -> tuple:
-    if value is None:
-        return tuple(config.input_size)
-    size = (value, value) if isinstance(value, Integral) else tuple(value)
-    if len(size) != 2 or not all(isinstance(s, Integral) and s >= 1 for s in size):
-        raise ValueError(f"input_size must be a positive int or (height, width), got {value!r}")
-    if fixed and size != tuple(config.input_size):
-        raise ValueError(
-            f"backbone {name!r} only accepts input_size={tuple(config.input_size)}, got {size}"
-        )
-    return size
-
-
-def _stage_index(stage, backbone, name) -> int:
-    names = backbone.stage_names
-    last = len(names) - 1
-    if stage is None:
-        return last
-    if isinstance(stage, str):
-        if stage not in names:
-            raise ValueError(f"backbone {name!r} has no stage {stage!r}; its stages are {names}")
-        index = names.index(stage)
-    elif isinstance(stage, Integral) and not isinstance(stage, bool):
-        if not -len(names) <= stage <= last:
-            raise ValueError(
-                f"stage={stage} is out of range for backbone {name!r} with {len(names)} stages "
-                f"({names})"
-            )
-        index = stage % len(names)
-    else:
-        raise TypeError(f"stage must be None, an int or a stage name, got {type(stage).__name__}")
-    if index != last and not backbone.sequential:
-        raise ValueError(
-            f"backbone {name!r} cannot run a prefix of its stages; only its last stage "
-            "(stage=None) is available"
-        )
-    return index
 
 
 def check_batch_size(batch_size):
@@ -211,16 +169,10 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         validate_images(self, X, reset=True)
         with seeded(self.random_state):
             backbone = get_backbone(self.backbone, weights=self.weights)
-        if backbone.modality != "image":
-            raise ValueError(f"backbone {self.backbone!r} takes {backbone.modality}, not images")
-        index = _stage_index(self.stage, backbone, self.backbone)
-        size = _input_size(self.input_size, backbone.data_config, backbone.fixed_input_size,
-                           self.backbone)
-        config = DataConfig(size, backbone.data_config.mean, backbone.data_config.std,
-                            backbone.data_config.interpolation, backbone.data_config.crop_pct)
-        pool = Pool(self.pooling, backbone.stage_formats[index], backbone.num_prefix_tokens)
-        trunk = backbone.module if index == len(backbone.stages) - 1 else backbone.module[: index + 1]
-        model = FeatureNet(Preprocess(config, self.value_range, self.resize), trunk, pool)
+        check_modality(backbone, self.backbone)
+        index = stage_index(self.stage, backbone, self.backbone)
+        preprocess, trunk, pool, config = backbone_parts(self, backbone, index)
+        model = FeatureNet(preprocess, trunk, pool)
         self.model_ = model.eval().requires_grad_(False).place(device, dtype)
         self.device_ = device
         self.data_config_ = config
@@ -229,7 +181,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
             width = backbone.num_features
         else:  # an intermediate stage's width is known only by running it
             with torch.inference_mode():
-                probe = torch.zeros((1, 3, *size), dtype=torch.uint8, device=device)
+                probe = torch.zeros((1, 3, *config.input_size), dtype=torch.uint8, device=device)
                 stage_out = self.model_.trunk(self.model_.preprocess(probe))
                 width = stage_out.shape[1 if pool.feature_format == "NCHW" else -1]
         self._n_features_out = pool.width(width)

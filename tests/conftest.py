@@ -58,3 +58,13 @@ def rng():
 @pytest.fixture
 def uint8_images(rng):
     return rng.integers(0, 256, size=(12, 20, 24, 3), dtype=np.uint8)
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU tests run where CUDA is available and are skipped, with a reason, elsewhere."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

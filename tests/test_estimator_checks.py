@@ -2,19 +2,30 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sktransfer import PretrainedFeatureExtractor
+from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
 
 from .conftest import TINY
 
 # The checks feed 2-D float arrays of arbitrary range; image_shape=(1, -1) reads
 # each row as a one-pixel-high grayscale image and value_range=None takes the
-# floats as they are, so every check runs through the real image path.
+# floats as they are, so every check runs through the real image path. The
+# classifier trains 3 epochs without augmentation: a horizontal flip would
+# reverse the order of a row's features, which no tabular problem allows.
 ESTIMATORS = [
     PretrainedFeatureExtractor(TINY, image_shape=(1, -1), value_range=None, batch_size=8),
+    FineTunedClassifier(TINY, image_shape=(1, -1), value_range=None, max_epochs=3, lr=1e-2,
+                        augment=None, batch_size=16),
 ]
 
+_BATCH_DEPENDENT = (
+    "convolutions on the CPU (oneDNN) and GPU (cuDNN) pick kernels by batch size, so a "
+    "sample's float32 outputs differ in the last bits (about 1e-6) between a pass over "
+    "the full set and one sample at a time; the check allows 1e-7. It passes when the "
+    "kernels chosen happen to agree."
+)
 EXPECTED_FAILURES = {
-    "PretrainedFeatureExtractor": {},
+    "PretrainedFeatureExtractor": {"check_methods_subset_invariance": _BATCH_DEPENDENT},
+    "FineTunedClassifier": {"check_methods_subset_invariance": _BATCH_DEPENDENT},
 }
 
 

@@ -1,0 +1,41 @@
+"""Freezing the first stages of a backbone: no gradients, and BatchNorm kept in eval mode.
+
+skorch's ``Freezer`` only turns gradients off; BatchNorm layers in frozen parts
+then keep updating their running statistics in training mode. Here frozen
+stages stay in eval mode, so their weights and statistics are bit-identical
+after training.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+
+def resolve_freeze_depth(freeze_depth, stage_names) -> int:
+    """Number of frozen stages for ``freeze_depth`` (an int in [0, n_stages] or ``"all"``)."""
+    n = len(stage_names)
+    if freeze_depth == "all":
+        return n
+    if isinstance(freeze_depth, bool) or not isinstance(freeze_depth, Integral):
+        raise TypeError(
+            f"freeze_depth must be an int in [0, {n}] or 'all', got {freeze_depth!r} "
+            f"({type(freeze_depth).__name__})"
+        )
+    if not 0 <= freeze_depth <= n:
+        raise ValueError(
+            f"freeze_depth={freeze_depth} is out of range: the backbone has {n} stages "
+            f"({', '.join(stage_names)}), so use 0..{n} or 'all'"
+        )
+    return int(freeze_depth)
+
+
+def freeze_stages(stages, depth: int) -> None:
+    """Turn gradients off for the first ``depth`` stages and on for the others."""
+    for i, (_, stage) in enumerate(stages):
+        stage.requires_grad_(i >= depth)
+
+
+def keep_frozen_in_eval(stages, depth: int) -> None:
+    """Put the first ``depth`` stages in eval mode (call after ``module.train()``)."""
+    for _, stage in stages[:depth]:
+        stage.eval()

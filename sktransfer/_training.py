@@ -1,0 +1,192 @@
+"""The training loop's parts around skorch: the net subclass, LR schedules, two-stage freezing.
+
+``TransferNet`` is skorch's ``NeuralNetClassifier`` with three changes:
+
+* forward passes under autocast (bfloat16/float16) on CUDA, loss in float32,
+  gradient scaling for float16;
+* per-batch losses stay on the device during an epoch and are read back once
+  at its end, instead of one ``.item()`` synchronization per batch (which keeps
+  the CPU from queueing work ahead of the GPU);
+* batches come from :class:`~sktransfer._loader.BatchLoader`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback
+from skorch.utils import TeeGenerator
+
+from ._loader import num_batches
+
+SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+def lr_factor(schedule: str, progress: float, warmup: float) -> float:
+    """Multiplier of the peak learning rate at ``progress`` in [0, 1] of a training segment.
+
+    ``"onecycle"``: cosine rise from 1/25 to 1 over the ``warmup`` fraction, then
+    cosine decay to 1/25e4 (PyTorch's ``OneCycleLR`` shape). ``"cosine"``: linear
+    warm-up from 0 over ``warmup``, then cosine decay to 0. ``"constant"``: 1.
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "onecycle":
+        start, end = 1 / 25, 1 / 25e4
+        if progress < warmup:
+            return start + (1 - start) * (1 - math.cos(math.pi * progress / warmup)) / 2
+        rest = (progress - warmup) / max(1e-12, 1 - warmup)
+        return end + (1 - end) * (1 + math.cos(math.pi * rest)) / 2
+    if progress < warmup:
+        return progress / warmup
+    rest = (progress - warmup) / max(1e-12, 1 - warmup)
+    return (1 + math.cos(math.pi * rest)) / 2
+
+
+class LRSchedule(Callback):
+    """Set every param group's learning rate before each training batch.
+
+    The head's rate is recorded in the batch history as ``"lr"``.
+
+    ``segments`` lists ``(first_epoch, end_epoch, scale)``: the schedule restarts at
+    each segment and peaks at ``scale`` times the group's base rate.
+    """
+
+    def __init__(self, schedule, warmup, base_lrs, segments):
+        self.schedule = schedule
+        self.warmup = warmup
+        self.base_lrs = base_lrs
+        self.segments = segments
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.offset_ = len(net.history)  # a warm start replays the schedule
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        self.batches_per_epoch_ = num_batches(
+            len(dataset_train), net.batch_size, getattr(net, "iterator_train__drop_last", False)
+        )
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if not training:
+            return
+        epoch = len(net.history) - 1 - self.offset_
+        position = epoch + (len(net.history[-1]["batches"]) - 1) / self.batches_per_epoch_
+        for first, end, scale in self.segments:
+            if first <= epoch < end:
+                factor = scale * lr_factor(self.schedule, (position - first) / (end - first), self.warmup)
+                break
+        else:  # epochs past the plan (warm starts) keep the final rate
+            first, end, scale = self.segments[-1]
+            factor = scale * lr_factor(self.schedule, 1.0, self.warmup)
+        for group, base in zip(net.optimizer_.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        net.history.record_batch("lr", self.base_lrs[-1] * factor)
+
+
+class HeadFirst(Callback):
+    """Two-stage transfer learning: train only the head for ``head_epochs``, then unfreeze
+    down to ``freeze_depth``. Records ``"frozen_stages"`` in the epoch history."""
+
+    def __init__(self, head_epochs, freeze_depth):
+        self.head_epochs = head_epochs
+        self.freeze_depth = freeze_depth
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.offset_ = len(net.history)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        module = net.module_
+        epoch = len(net.history) - 1 - self.offset_
+        module.set_frozen(len(module.stages) if epoch < self.head_epochs else self.freeze_depth)
+        net.history.record("frozen_stages", module.n_frozen)
+
+
+class TransferNet(NeuralNetClassifier):
+    """skorch's NeuralNetClassifier with autocast, batched loss read-back and our loader.
+
+    Parameters
+    ----------
+    autocast_dtype : torch.dtype or None
+        Mixed-precision dtype on CUDA; None trains in float32.
+    """
+
+    cuda_dependent_attributes_ = NeuralNetClassifier.cuda_dependent_attributes_ + ["scaler_"]
+
+    def __init__(self, module, *args, autocast_dtype=None, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.autocast_dtype = autocast_dtype
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # ``module`` is the very network saved (device-independently) as ``module_``
+        if state.get("module") is self.__dict__.get("module_"):
+            state["module"] = None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if self.module is None:
+            self.module = self.module_
+
+    def _autocast(self):
+        device = torch.device(self.device)
+        enabled = self.autocast_dtype is not None and device.type == "cuda"
+        return torch.autocast(device.type, dtype=self.autocast_dtype or torch.float32, enabled=enabled)
+
+    def infer(self, x, **fit_params):
+        with self._autocast():
+            out = super().infer(x, **fit_params)
+        return out.float()
+
+    def initialize(self):
+        super().initialize()
+        fp16 = self.autocast_dtype == torch.float16 and torch.device(self.device).type == "cuda"
+        self.scaler_ = torch.amp.GradScaler("cuda") if fp16 else None
+        return self
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, yi = batch
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        (self.scaler_.scale(loss) if self.scaler_ is not None else loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        # no optimizer closure: GradScaler cannot step through one
+        self._zero_grad_optimizer(set_to_none=True)
+        step = self.train_step_single(batch, **fit_params)
+        if self.scaler_ is not None:
+            self.scaler_.unscale_(self.optimizer_)
+        self.notify("on_grad_computed", named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                    batch=batch, training=True)
+        if self.scaler_ is not None:
+            self.scaler_.step(self.optimizer_)
+            self.scaler_.update()
+        else:
+            self.optimizer_.step()
+        return step
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        losses, sizes, first = [], [], len(self.history[-1]["batches"])
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach())
+            sizes.append(len(batch[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        # one device-to-host copy per epoch instead of one per batch
+        values = torch.stack(losses).float().cpu().tolist() if losses else []
+        for i, (value, size) in enumerate(zip(values, sizes)):
+            record = self.history[-1]["batches"][first + i]
+            record[prefix + "_loss"] = value
+            record[prefix + "_batch_size"] = size
+        self.history.record(prefix + "_batch_count", len(losses))
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return self.criterion_(y_pred.float(), y_true)

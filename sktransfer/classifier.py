@@ -1,0 +1,443 @@
+"""FineTunedClassifier: fine-tune a pretrained backbone through skorch, as a scikit-learn classifier."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_scalar
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.dataset import ValidSplit
+from torch import nn
+
+from ._augment import AUGMENTATIONS, FlipCrop
+from ._device import resolve_device, resolve_precision
+from ._freezing import resolve_freeze_depth
+from ._inputs import validate_images
+from ._loader import BatchLoader, ImageDataset
+from ._network import ClassifierNet, backbone_parts, check_modality
+from ._registry import get_backbone
+from ._seeding import seed_from, seeded
+from ._training import SCHEDULES, HeadFirst, LRSchedule, TransferNet
+from .extractor import check_batch_size
+
+OPTIMIZERS = {
+    "adamw": (torch.optim.AdamW, {}),
+    "adam": (torch.optim.Adam, {}),
+    "sgd": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+}
+
+
+def _optimizer(optimizer):
+    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
+        return OPTIMIZERS[optimizer.lower()]
+    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+        return optimizer, {}
+    raise ValueError(
+        f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)} or a "
+        "torch.optim.Optimizer subclass"
+    )
+
+
+def _labels(y, n_samples):
+    y = column_or_1d(y, warn=True)
+    if len(y) != n_samples:
+        raise ValueError(f"X has {n_samples} images but y has {len(y)} labels")
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y)
+        if bad.any():
+            i = int(np.argmax(bad))
+            what = "NaN" if np.isnan(y[i]) else "infinity"
+            raise ValueError(f"Input y contains {what}: label at index {i}")
+    if y.dtype.kind == "O":
+        missing = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and np.isnan(v))]
+        if missing:
+            raise ValueError(f"Input y contains NaN: label at index {missing[0]} is missing")
+    check_classification_targets(y)
+    return y
+
+
+class FineTunedClassifier(ClassifierMixin, BaseEstimator):
+    """Fine-tune a pretrained backbone with a new linear head, as a scikit-learn classifier.
+
+    ``fit`` builds a fresh network from the registry's pretrained weights
+    (unless ``warm_start``), adds a linear head sized to the classes, and trains
+    it with a skorch ``NeuralNetClassifier`` (kept as ``net_``): callbacks,
+    history and device handling are skorch's. Inputs go through the same path
+    as :class:`PretrainedFeatureExtractor`.
+
+    Parameters
+    ----------
+    backbone : str, default="resnet18"
+        A registered backbone name.
+    weights : str, path or None, default="DEFAULT"
+        Pretrained weights, as for :func:`~sktransfer.get_backbone`.
+    freeze_depth : int or "all", default=0
+        Backbone stages frozen from the input side: their parameters get no
+        gradients and their BatchNorm layers stay in eval mode, so weights and
+        running statistics are unchanged by training. ``"all"`` trains only the
+        head.
+    head_epochs : int, default=0
+        Two-stage schedule: the first ``head_epochs`` epochs train only the head
+        (backbone frozen); the remaining epochs unfreeze down to
+        ``freeze_depth`` with a restarted schedule peaking at
+        ``finetune_lr_scale`` times the rates. 0 trains in one stage.
+    finetune_lr_scale : float, default=0.1
+        Learning-rate multiplier of the second stage when ``head_epochs > 0``.
+    max_epochs : int, default=10
+        Epochs per ``fit`` call.
+    batch_size : int or None, default=None
+        Images per step; None picks 32 on CPU and 128 on GPU.
+    lr : float, default=1e-3
+        Peak learning rate of the head (and of the backbone, times
+        ``backbone_lr_ratio``).
+    optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer class, default="adamw"
+        ``"sgd"`` uses Nesterov momentum 0.9.
+    weight_decay : float, default=0.01
+        Decoupled for AdamW, L2 for the others.
+    lr_schedule : {"onecycle", "cosine", "constant"}, default="onecycle"
+        Per-batch learning-rate schedule over each stage.
+    warmup_fraction : float, default=0.25
+        Fraction of each stage spent warming up.
+    backbone_lr_ratio : float, default=1.0
+        Backbone learning rate relative to the head's (e.g. 0.1 for gentler
+        fine-tuning).
+    label_smoothing : float, default=0.1
+        Cross-entropy label smoothing.
+    augment : {"flip", "flip_crop"} or None, default="flip"
+        Train-time augmentation on the device: random horizontal flips, plus
+        with ``"flip_crop"`` small random crops (shifts of up to 1/16 of the
+        side, reflected at the border). None turns it off, e.g. where mirrored
+        images change meaning (text, some digits).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified) and stop when
+        the validation loss has not improved for ``n_iter_no_change`` epochs,
+        restoring the best weights.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+    pooling : {"avg", "max", "avgmax", "catavgmax", "token"}, default="avg"
+        Pooling of the last stage before the head.
+    input_size : int, (int, int) or None, default=None
+        Resolution fed to the network; None uses the weights' own.
+    resize : {"squash", "center_crop"}, default="squash"
+    device : str, default="auto"
+    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Autocast dtype on CUDA ("auto": bfloat16, or float16 with loss scaling
+        on GPUs without bfloat16); training on the CPU is always float32.
+    compile : bool, default=False
+        ``torch.compile`` the network (skorch's ``compile``).
+    channel_axis, image_shape, value_range
+        How numeric arrays are read, as for :class:`PretrainedFeatureExtractor`.
+    warm_start : bool, default=False
+        Continue training the fitted network instead of starting again from
+        the pretrained weights (classes must not change).
+    random_state : int, RandomState or None, default=None
+        Seeds the head, the shuffling, augmentation, dropout and the validation
+        split; results are reproducible on a CPU. The caller's global torch RNG
+        state is left untouched.
+    verbose : int, default=0
+        1 prints skorch's epoch table; 2 adds a progress bar per epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels.
+    net_ : TransferNet
+        The fitted skorch net (``net_.module_`` is the torch network,
+        ``net_.history`` the training history).
+    n_iter_ : int
+        Epochs trained by the last ``fit``.
+    device_ : torch.device
+    n_channels_in_, n_features_in_, feature_names_in_
+        As for :class:`PretrainedFeatureExtractor`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import FineTunedClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8)
+    >>> y = np.array(["cat", "dog"] * 8)
+    >>> clf = FineTunedClassifier("resnet18", weights=None, input_size=32, max_epochs=1,
+    ...                           random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).shape, clf.predict_proba(X[:3]).sum(axis=1).round(6).tolist()
+    ((3,), [1.0, 1.0, 1.0])
+    """
+
+    def __init__(
+        self,
+        backbone="resnet18",
+        weights="DEFAULT",
+        *,
+        freeze_depth=0,
+        head_epochs=0,
+        finetune_lr_scale=0.1,
+        max_epochs=10,
+        batch_size=None,
+        lr=1e-3,
+        optimizer="adamw",
+        weight_decay=0.01,
+        lr_schedule="onecycle",
+        warmup_fraction=0.25,
+        backbone_lr_ratio=1.0,
+        label_smoothing=0.1,
+        augment="flip",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        pooling="avg",
+        input_size=None,
+        resize="squash",
+        device="auto",
+        precision="auto",
+        compile=False,
+        channel_axis="auto",
+        image_shape=None,
+        value_range=(0.0, 1.0),
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.freeze_depth = freeze_depth
+        self.head_epochs = head_epochs
+        self.finetune_lr_scale = finetune_lr_scale
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.warmup_fraction = warmup_fraction
+        self.backbone_lr_ratio = backbone_lr_ratio
+        self.label_smoothing = label_smoothing
+        self.augment = augment
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.pooling = pooling
+        self.input_size = input_size
+        self.resize = resize
+        self.device = device
+        self.precision = precision
+        self.compile = compile
+        self.channel_axis = channel_axis
+        self.image_shape = image_shape
+        self.value_range = value_range
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+
+    def _check_params(self):
+        check_scalar(self.max_epochs, "max_epochs", Integral, min_val=1)
+        check_scalar(self.head_epochs, "head_epochs", Integral, min_val=0)
+        if self.head_epochs >= self.max_epochs:
+            raise ValueError(
+                f"head_epochs={self.head_epochs} leaves no epoch to fine-tune the backbone "
+                f"(max_epochs={self.max_epochs}); use head_epochs < max_epochs or freeze_depth='all'"
+            )
+        check_scalar(self.lr, "lr", Real, min_val=0, include_boundaries="neither")
+        check_scalar(self.weight_decay, "weight_decay", Real, min_val=0)
+        check_scalar(self.finetune_lr_scale, "finetune_lr_scale", Real, min_val=0,
+                     include_boundaries="neither")
+        check_scalar(self.backbone_lr_ratio, "backbone_lr_ratio", Real, min_val=0)
+        check_scalar(self.label_smoothing, "label_smoothing", Real, min_val=0, max_val=1,
+                     include_boundaries="left")
+        check_scalar(self.warmup_fraction, "warmup_fraction", Real, min_val=0, max_val=1,
+                     include_boundaries="left")
+        check_scalar(self.validation_fraction, "validation_fraction", Real, min_val=0, max_val=1,
+                     include_boundaries="neither")
+        check_scalar(self.n_iter_no_change, "n_iter_no_change", Integral, min_val=1)
+        check_batch_size(self.batch_size)
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS} or None, got {self.augment!r}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
+        return _optimizer(self.optimizer)
+
+    def _build_net(self, backbone, n_classes, device, autocast, optimizer, seed):
+        depth = resolve_freeze_depth(self.freeze_depth, backbone.stage_names)
+        preprocess, trunk, pool, _ = backbone_parts(self, backbone, len(backbone.stages) - 1)
+        module = ClassifierNet(
+            preprocess,
+            FlipCrop(crop=self.augment == "flip_crop") if self.augment else nn.Identity(),
+            trunk,
+            backbone.stages,
+            pool,
+            pool.width(backbone.num_features),
+            n_classes,
+        )
+        module.set_frozen(depth)
+        module.place(device)
+        optimizer_cls, optimizer_kwargs = optimizer
+        batch_size = self.batch_size or (128 if device.type == "cuda" else 32)
+        epochs = self.max_epochs
+        segments = [(0, epochs, 1.0)]
+        if self.head_epochs:
+            segments = [(0, self.head_epochs, 1.0), (self.head_epochs, epochs, self.finetune_lr_scale)]
+        callbacks = [("lr_schedule", LRSchedule(
+            self.lr_schedule, self.warmup_fraction,
+            # skorch puts the matched "trunk.*" group first, the rest (the head) last
+            base_lrs=[self.lr * self.backbone_lr_ratio, self.lr], segments=segments))]
+        if self.head_epochs:
+            callbacks.append(("head_first", HeadFirst(self.head_epochs, depth)))
+        if self.early_stopping:
+            callbacks.append(("early_stopping", EarlyStopping(
+                monitor="valid_loss", patience=self.n_iter_no_change, load_best=True)))
+        if self.verbose >= 2:
+            callbacks.append(("progress", ProgressBar()))
+        return TransferNet(
+            module,
+            criterion=nn.CrossEntropyLoss,
+            criterion__label_smoothing=float(self.label_smoothing),
+            optimizer=optimizer_cls,
+            optimizer__weight_decay=float(self.weight_decay),
+            optimizer__param_groups=[("trunk.*", {"lr": self.lr * self.backbone_lr_ratio})],
+            **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+            lr=float(self.lr),
+            max_epochs=epochs,
+            batch_size=batch_size,
+            iterator_train=BatchLoader,
+            iterator_train__shuffle=True,
+            iterator_train__drop_last=True,
+            iterator_train__device=str(device),
+            iterator_train__seed=seed,
+            iterator_valid=BatchLoader,
+            iterator_valid__device=str(device),
+            train_split=(ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
+                         if self.early_stopping else None),
+            callbacks=callbacks,
+            classes=list(range(n_classes)),
+            device=str(device),
+            autocast_dtype=autocast,
+            compile=self.compile,
+            verbose=self.verbose,
+        )
+
+    def fit(self, X, y):
+        """Fine-tune on images ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like, tensor, list of PIL images or of paths
+            Training images (any input :class:`PretrainedFeatureExtractor` accepts).
+        y : array-like of shape (n_samples,)
+            Class labels: ints, strings or bools; at least two classes.
+
+        Returns
+        -------
+        self : FineTunedClassifier
+        """
+        optimizer = self._check_params()
+        device = resolve_device(self.device)
+        precision = resolve_precision(self.precision, device)
+        autocast = precision if device.type == "cuda" and precision != torch.float32 else None
+        continuing = self.warm_start and hasattr(self, "net_")
+        source = validate_images(self, X, reset=not continuing)
+        y = _labels(y, len(source))
+        if continuing:
+            if not np.array_equal(np.unique(y), self.classes_):
+                raise ValueError(
+                    f"warm_start=True needs the classes of the first fit {self.classes_.tolist()}, "
+                    f"got {np.unique(y).tolist()}"
+                )
+            encoded = np.searchsorted(self.classes_, y)
+        else:
+            encoder = LabelEncoder().fit(y)
+            if len(encoder.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 classes in y; got only one class: "
+                    f"{encoder.classes_[0]!r}"
+                )
+            encoded = encoder.transform(y)
+        dataset = ImageDataset(source, encoded.astype(np.int64))
+        seed = seed_from(self.random_state)
+        epochs_before = len(self.net_.history) if continuing else 0
+        with seeded(seed):
+            if continuing:
+                self.net_.partial_fit(dataset, encoded)
+            else:
+                backbone = get_backbone(self.backbone, weights=self.weights)
+                check_modality(backbone, self.backbone)
+                net = self._build_net(backbone, len(encoder.classes_), device, autocast, optimizer, seed)
+                self.classes_ = encoder.classes_
+                self.net_ = net.fit(dataset, encoded)
+        self.device_ = device
+        self.n_iter_ = len(self.net_.history) - epochs_before
+        return self
+
+    # --------------------------------------------------------------- predicting
+
+    def _logits(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        source = validate_images(self, X, reset=False)
+        return self.net_.forward(ImageDataset(source)).double().numpy()
+
+    def predict_proba(self, X):
+        """Class probabilities (rows sum to 1), in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like, tensor, list of PIL images or of paths
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        logits = self._logits(X)
+        logits -= logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def decision_function(self, X):
+        """Logits; for two classes, the logit margin of ``classes_[1]`` over ``classes_[0]``.
+
+        Parameters
+        ----------
+        X : array-like, tensor, list of PIL images or of paths
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        logits = self._logits(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
+    def predict(self, X):
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like, tensor, list of PIL images or of paths
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        winners = self._logits(X).argmax(axis=1)
+        return self.classes_[winners]
+
+    # -------------------------------------------------------------- persistence
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        net = self.__dict__.get("net_")
+        if net is not None and str(net.device) != net.iterator_valid__device:
+            # skorch mapped the network to an available device on load: follow it
+            device = torch.device(net.device)
+            net.iterator_train__device = net.iterator_valid__device = str(device)
+            net.module_.place(device)
+            self.device_ = device
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags

@@ -1,0 +1,325 @@
+"""FineTunedClassifier: scikit-learn behaviour, freezing, schedules, persistence, bad input."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+
+from sktransfer import FineTunedClassifier, get_backbone
+from sktransfer._training import lr_factor
+
+from .conftest import TINY
+from .test_extractor import saved_as_cuda
+
+
+@pytest.fixture
+def data(rng):
+    """Bright vs dark images: learnable in a couple of epochs by the tiny backbone."""
+    X = rng.integers(0, 128, size=(48, 16, 16, 3), dtype=np.uint8)
+    y = rng.integers(0, 2, size=48)
+    X[y == 1] += 100
+    return X, y
+
+
+def classifier(**params):
+    defaults = {"max_epochs": 2, "batch_size": 8, "lr": 1e-2, "random_state": 0}
+    return FineTunedClassifier(TINY, **{**defaults, **params})
+
+
+def test_grid_search_over_freeze_depth_on_image_files(data, tmp_path):
+    X, y = data
+    paths = []
+    for i, image in enumerate(X):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    search = GridSearchCV(classifier(), {"freeze_depth": [0, 2, 3, "all"], "lr": [1e-2, 3e-3]}, cv=3)
+    search.fit(paths, y)
+    assert search.best_params_["freeze_depth"] in (0, 2, 3, "all")
+    assert search.best_score_ > 0.8
+    assert search.score(pd.Series(paths), y) > 0.8
+
+
+def _trunk_state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_frozen_stages_are_bit_identical_and_the_rest_trains(data):
+    X, y = data
+    before = _trunk_state(get_backbone(TINY).module)
+    clf = classifier(freeze_depth=2, max_epochs=3).fit(X, y)
+    after = _trunk_state(clf.net_.module_.trunk)
+    frozen = [k for k in before if k.startswith(("stem.", "block1."))]
+    trained = [k for k in before if k.startswith("block2.")]
+    assert any("running_mean" in k for k in frozen)  # BatchNorm statistics are covered
+    for key in frozen:
+        assert torch.equal(before[key], after[key]), key
+    for key in trained:
+        if not key.endswith("num_batches_tracked"):
+            assert not torch.equal(before[key], after[key]), key
+
+
+def test_freeze_all_trains_only_the_head(data):
+    X, y = data
+    before = _trunk_state(get_backbone(TINY).module)
+    clf = classifier(freeze_depth="all", max_epochs=6).fit(X, y)
+    after = _trunk_state(clf.net_.module_.trunk)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert clf.score(X, y) > 0.8
+
+
+def test_two_stage_schedule(data):
+    X, y = data
+    clf = classifier(head_epochs=1, max_epochs=3, freeze_depth=1, lr_schedule="constant",
+                     finetune_lr_scale=0.1).fit(X, y)
+    history = clf.net_.history
+    assert history[:, "frozen_stages"] == [3, 1, 1]
+    lrs = [[b["lr"] for b in epoch["batches"]] for epoch in history]
+    assert lrs[0] == pytest.approx([1e-2] * len(lrs[0]))
+    assert lrs[1] + lrs[2] == pytest.approx([1e-3] * (len(lrs[1]) + len(lrs[2])))
+    before = _trunk_state(get_backbone(TINY).module)
+    after = _trunk_state(clf.net_.module_.trunk)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("stem."))
+    assert not torch.equal(before["block1.0.weight"], after["block1.0.weight"])
+
+
+def test_lr_schedules():
+    assert lr_factor("constant", 0.7, 0.25) == 1.0
+    assert lr_factor("onecycle", 0.0, 0.25) == pytest.approx(1 / 25)
+    assert lr_factor("onecycle", 0.25, 0.25) == pytest.approx(1.0)
+    assert lr_factor("onecycle", 1.0, 0.25) == pytest.approx(1 / 25e4)
+    assert lr_factor("cosine", 0.0, 0.1) == 0.0
+    assert lr_factor("cosine", 0.1, 0.1) == pytest.approx(1.0)
+    assert lr_factor("cosine", 0.55, 0.1) == pytest.approx(0.5)
+    values = [lr_factor("onecycle", t / 100, 0.25) for t in range(101)]
+    peak = values.index(max(values))
+    assert values[:peak + 1] == sorted(values[:peak + 1])  # rises, then falls
+    assert values[peak:] == sorted(values[peak:], reverse=True)
+
+
+def test_recorded_learning_rates_follow_onecycle(data):
+    X, y = data
+    clf = classifier(max_epochs=4, warmup_fraction=0.25).fit(X, y)
+    lrs = [b["lr"] for epoch in clf.net_.history for b in epoch["batches"]]
+    assert lrs[0] == pytest.approx(1e-2 / 25)
+    assert max(lrs) == pytest.approx(1e-2, rel=0.05)
+    assert lrs[-1] < 1e-2 / 100
+
+
+@pytest.mark.parametrize("labels", [
+    np.array(["cat", "dog"]), np.array([3, 7]), np.array([True, False]), np.array(["a", "b", "c"]),
+])
+def test_labels_of_any_type_round_trip(data, labels):
+    X, y = data
+    y = labels[np.arange(len(X)) % len(labels)]
+    clf = classifier(max_epochs=1).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, np.unique(y))
+    assert set(clf.predict(X)) <= set(labels)
+    assert clf.predict(X).dtype == y.dtype
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), len(labels))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    decision = clf.decision_function(X)
+    assert decision.shape == ((len(X),) if len(labels) == 2 else (len(X), len(labels)))
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(1)], clf.predict(X))
+
+
+def test_fits_learn_and_cross_validate(data):
+    X, y = data
+    scores = cross_val_score(classifier(max_epochs=3), X, y, cv=3)
+    assert scores.mean() > 0.8
+
+
+def test_refit_starts_from_pretrained_weights(data):
+    X, y = data
+    clf = classifier()
+    first = clf.fit(X, y).predict_proba(X)
+    second = clf.fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, second)  # no leak from the first fit
+    assert clf.n_iter_ == 2
+
+
+def test_warm_start_continues(data):
+    X, y = data
+    clf = classifier(warm_start=True)
+    first = clf.fit(X, y).predict_proba(X)
+    second = clf.fit(X, y).predict_proba(X)
+    assert not np.allclose(first, second)
+    assert len(clf.net_.history) == 4 and clf.n_iter_ == 2
+    with pytest.raises(ValueError, match=r"warm_start=True needs the classes of the first fit \[0, 1\]"):
+        clf.fit(X, np.where(y == 1, 2, 0))
+
+
+def test_random_state_reproduces_and_leaves_global_rng(data):
+    X, y = data
+    torch.manual_seed(5)
+    expected = torch.rand(2)
+    torch.manual_seed(5)
+    a = classifier(random_state=3).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(torch.rand(2), expected)
+    b = classifier(random_state=3).fit(X, y).predict_proba(X)
+    c = classifier(random_state=4).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_early_stopping_holds_out_data_and_stops(data):
+    X, y = data
+    # a frozen backbone and a negligible learning rate: the validation loss cannot improve
+    clf = classifier(early_stopping=True, validation_fraction=0.25, n_iter_no_change=1,
+                     max_epochs=20, lr=1e-12, freeze_depth="all").fit(X, y)
+    history = clf.net_.history
+    assert clf.n_iter_ == len(history) == 2  # no improvement after the first epoch
+    assert all("valid_loss" in epoch for epoch in history)
+    assert history[-1, "batches", 0, "train_batch_size"] == 8
+    n_train = sum(b["train_batch_size"] for b in history[-1, "batches"] if "train_batch_size" in b)
+    assert n_train == 32  # 36 training samples, the last partial batch dropped
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", torch.optim.RMSprop])
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_optimizers_and_schedules_train(data, optimizer, schedule):
+    X, y = data
+    clf = classifier(optimizer=optimizer, lr_schedule=schedule, max_epochs=3, lr=3e-3).fit(X, y)
+    losses = clf.net_.history[:, "train_loss"]
+    assert losses[-1] < losses[0]
+
+
+def test_backbone_lr_ratio_zero_keeps_backbone_weights(data):
+    X, y = data
+    before = dict(get_backbone(TINY).module.named_parameters())
+    clf = classifier(backbone_lr_ratio=0.0, weight_decay=0.1).fit(X, y)
+    for name, param in clf.net_.module_.trunk.named_parameters():
+        assert torch.equal(param.detach(), before[name].detach()), name
+
+
+def test_joblib_round_trip(data, tmp_path):
+    X, y = data
+    clf = classifier().fit(X, np.where(y == 1, "bright", "dark"))
+    joblib.dump(clf, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the load path of a CPU-only machine")
+def test_gpu_fitted_classifier_loads_on_cpu(data):
+    from skorch.exceptions import DeviceWarning
+
+    X, y = data
+    clf = classifier().fit(X, y)
+    expected = clf.predict_proba(X)
+    net = clf.net_
+    # what a fit on a GPU records
+    net.device = net.iterator_train__device = net.iterator_valid__device = "cuda"
+    clf.device_ = torch.device("cuda")
+    with saved_as_cuda():
+        payload = pickle.dumps(clf)
+    with pytest.warns(DeviceWarning, match=r"(?i)cuda"):
+        loaded = pickle.loads(payload)
+    assert loaded.device_ == torch.device("cpu")
+    assert next(loaded.net_.module_.parameters()).device.type == "cpu"
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=1e-6)
+
+
+def test_verbose_prints_the_epoch_table(data, capsys):
+    X, y = data
+    classifier(verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    assert "epoch" in out and "train_loss" in out
+    classifier(verbose=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+
+
+def test_clone_keeps_params_only(data):
+    X, y = data
+    clf = classifier(freeze_depth="all").fit(X, y)
+    copy = clone(clf)
+    assert copy.get_params() == clf.get_params()
+    assert not hasattr(copy, "net_")
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("y, error, message", [
+    (np.zeros(48), ValueError, r"needs at least 2 classes in y; got only one class: np\.float64\(0\.0\)|only one class"),
+    (np.r_[np.nan, np.ones(47)], ValueError, r"Input y contains NaN: label at index 0"),
+    (np.array([None] + ["a", "b"] * 23 + ["a"], dtype=object), ValueError, r"Input y contains NaN: label at index 0 is missing"),
+    (np.r_[np.ones(47), np.inf], ValueError, r"Input y contains infinity: label at index 47"),
+    (np.ones(47), ValueError, r"X has 48 images but y has 47 labels"),
+    (np.linspace(0, 1, 48), ValueError, r"Unknown label type"),
+])
+def test_bad_labels(data, y, error, message):
+    X, _ = data
+    with pytest.raises(error, match=message):
+        classifier().fit(X, y)
+
+
+@pytest.mark.parametrize("params, error, message", [
+    ({"freeze_depth": 4}, ValueError, r"freeze_depth=4 is out of range: the backbone has 3 stages \(stem, block1, block2\)"),
+    ({"freeze_depth": -1}, ValueError, r"freeze_depth=-1 is out of range"),
+    ({"freeze_depth": 1.5}, TypeError, r"freeze_depth must be an int in \[0, 3\] or 'all', got 1\.5"),
+    ({"freeze_depth": "some"}, TypeError, r"freeze_depth must be an int"),
+    ({"batch_size": 0}, ValueError, r"batch_size must be a positive integer"),
+    ({"optimizer": "lamb"}, ValueError, r"unknown optimizer 'lamb'; use one of \['adam', 'adamw', 'sgd'\]"),
+    ({"lr_schedule": "step"}, ValueError, r"lr_schedule must be one of"),
+    ({"lr": 0}, ValueError, r"lr == 0, must be > 0"),
+    ({"max_epochs": 0}, ValueError, r"max_epochs == 0, must be >= 1"),
+    ({"head_epochs": 2, "max_epochs": 2}, ValueError, r"head_epochs=2 leaves no epoch"),
+    ({"label_smoothing": 1.0}, ValueError, r"label_smoothing == 1.0, must be < 1"),
+    ({"validation_fraction": 1.5}, ValueError, r"validation_fraction == 1.5"),
+    ({"max_epochs": 2.5}, TypeError, r"max_epochs must be an instance of int"),
+])
+def test_bad_parameters(data, params, error, message):
+    X, y = data
+    with pytest.raises(error, match=message):
+        classifier(**params).fit(X, y)
+
+
+def test_predict_before_fit(data):
+    X, _ = data
+    for method in ("predict", "predict_proba", "decision_function"):
+        with pytest.raises(NotFittedError):
+            getattr(classifier(), method)(X)
+
+
+def test_channels_differ_from_training(data):
+    X, y = data
+    clf = classifier(max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match=r"X has 1-channel images, but FineTunedClassifier was fitted on 3-channel"):
+        clf.predict(X[..., 0])
+
+
+def test_too_few_samples_for_a_validation_split(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"test_size|split|samples"):
+        classifier(early_stopping=True, validation_fraction=0.01).fit(X[:6], y[:6])
+
+
+def test_augmentation_flips_and_crops_only_in_training():
+    from sktransfer._augment import FlipCrop
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    for crop in (False, True):
+        module = FlipCrop(crop=crop).eval()
+        assert torch.equal(module(x), x)
+    torch.manual_seed(0)
+    flipped = FlipCrop().train()(x.repeat(32, 1, 1, 1))
+    originals = sum(torch.equal(a, b) for a, b in zip(flipped, x.repeat(32, 1, 1, 1)))
+    mirrors = sum(torch.equal(a, b.flip(2)) for a, b in zip(flipped, x.repeat(32, 1, 1, 1)))
+    assert originals + mirrors == 64 and 10 < mirrors < 54
+    cropped = FlipCrop(crop=True, max_shift=0.25).train()(x.repeat(8, 1, 1, 1))
+    assert cropped.shape == (16, 3, 4, 4) and not torch.equal(cropped, x.repeat(8, 1, 1, 1))
+
+
+def test_unknown_augmentation(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"augment must be one of \('flip', 'flip_crop'\) or None"):
+        classifier(augment=True).fit(X, y)

@@ -1,0 +1,75 @@
+"""CUDA code paths: skipped without a GPU, run on the GPU machine."""
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
+from sktransfer._inputs import InputOptions, image_array_source
+from sktransfer._loader import BatchLoader, ImageDataset
+
+from .conftest import TINY
+
+pytestmark = pytest.mark.gpu
+
+
+def test_loader_delivers_the_same_batches_on_cuda(uint8_images):
+    source = image_array_source(uint8_images, InputOptions())
+    y = np.arange(len(uint8_images))
+    cpu = list(BatchLoader(ImageDataset(source, y), 5, device="cpu"))
+    gpu = list(BatchLoader(ImageDataset(source, y), 5, device="cuda"))
+    assert len(cpu) == len(gpu) == 3
+    for (xc, yc), (xg, yg) in zip(cpu, gpu):
+        assert xg.device.type == "cuda" and xg.dtype == torch.uint8
+        torch.testing.assert_close(xg.cpu(), xc)
+        torch.testing.assert_close(yg.cpu(), yc)
+
+
+def test_extractor_on_cuda_matches_cpu_within_bfloat16(uint8_images):
+    cpu = PretrainedFeatureExtractor("resnet18", weights=None, random_state=0, device="cpu")
+    gpu = PretrainedFeatureExtractor("resnet18", weights=None, random_state=0, device="cuda")
+    expected = cpu.fit_transform(uint8_images)
+    actual = gpu.fit_transform(uint8_images)
+    assert actual.dtype == np.float32
+    trunk = next(gpu.model_.trunk.parameters())
+    assert trunk.dtype == torch.bfloat16
+    assert gpu.model_.preprocess.channels_last
+    np.testing.assert_allclose(actual, expected, rtol=0.05, atol=0.05)
+    fp32 = PretrainedFeatureExtractor("resnet18", weights=None, random_state=0, device="cuda",
+                                      precision="float32").fit_transform(uint8_images)
+    np.testing.assert_allclose(fp32, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_extractor_reads_tensors_already_on_the_gpu(uint8_images):
+    tensor = torch.from_numpy(uint8_images).permute(0, 3, 1, 2).cuda()
+    extractor = PretrainedFeatureExtractor(TINY, device="cuda").fit(tensor)
+    np.testing.assert_allclose(extractor.transform(tensor), extractor.transform(uint8_images),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_gpu_fitted_extractor_round_trips(uint8_images):
+    extractor = PretrainedFeatureExtractor(TINY, device="cuda").fit(uint8_images)
+    loaded = pickle.loads(pickle.dumps(extractor))
+    assert loaded.device_.type == "cuda"
+    np.testing.assert_array_equal(loaded.transform(uint8_images), extractor.transform(uint8_images))
+    model = torch.load(io.BytesIO(extractor.__getstate__()["_model_bytes"]), map_location="cpu",
+                       weights_only=False)
+    assert next(model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize("precision", ["auto", "float16", "float32"])
+def test_classifier_trains_on_cuda(rng, precision):
+    X = rng.integers(0, 128, size=(64, 16, 16, 3), dtype=np.uint8)
+    y = rng.integers(0, 2, size=64)
+    X[y == 1] += 100
+    clf = FineTunedClassifier(TINY, max_epochs=3, lr=1e-2, batch_size=16, precision=precision,
+                              random_state=0).fit(X, y)
+    assert clf.device_.type == "cuda"
+    assert clf.score(X, y) > 0.8
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
