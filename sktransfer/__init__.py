@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._cache import FeatureCache, feature_cache
 from ._registry import get_backbone, list_backbones, register_backbone
 from .backbones import Backbone, DataConfig, WeightsUnavailableError
 from .classifier import FineTunedClassifier
@@ -15,9 +16,11 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Backbone",
     "DataConfig",
+    "FeatureCache",
     "FineTunedClassifier",
     "PretrainedFeatureExtractor",
     "WeightsUnavailableError",
+    "feature_cache",
     "get_backbone",
     "list_backbones",
     "register_backbone",

@@ -20,7 +20,9 @@ torchvision's ``ImageFolder`` does.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Samples per chunk when scanning arrays for NaN, infinity and range, so the
 # scan's temporaries stay small whatever n is.
 _SCAN_CHUNK = 256
-_DECODE_THREADS = min(32, (os.cpu_count() or 1) + 4)
+# Decoding and hashing release the GIL: one shared pool sized to the machine.
+_WORKERS = min(32, (os.cpu_count() or 1) + 4)
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def workers() -> ThreadPoolExecutor:
+    """The shared pool of threads that decode and hash images."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="sktransfer-io")
+        return _pool
 
 Batch = Union[torch.Tensor, list]
 """A batch: a ``(k, C, H, W)`` tensor, or a list of ``(C, H, W)`` tensors of different sizes."""
@@ -87,13 +101,44 @@ class ImageSource:
                                  self.channels_last)
         decode = _decode_path if self.kind == "paths" else _decode_pil
         if len(indices) > 1:
-            with ThreadPoolExecutor(min(_DECODE_THREADS, len(indices))) as pool:
-                images = list(pool.map(decode, (self.items[i] for i in indices), indices))
+            images = list(workers().map(decode, (self.items[i] for i in indices), indices))
         else:
             images = [decode(self.items[i], i) for i in indices]
         if all(im.shape == images[0].shape for im in images):
             return torch.stack(images)
         return images
+
+    def digests(self) -> list:
+        """A SHA-256 (16 bytes) per image of its content, dtype, shape and layout."""
+        if self.kind in ("array", "tensor"):
+            items = self.items
+            tag = f"{self.kind}:{items.dtype}:{tuple(items.shape[1:])}:{self.channels_last}".encode()
+
+            def digest(start):
+                chunk = items[start:start + _SCAN_CHUNK]
+                if torch.is_tensor(chunk):
+                    chunk = chunk.detach().cpu().numpy()
+                chunk = np.ascontiguousarray(chunk)
+                return [_sha(tag, row.data) for row in chunk]
+
+            return [d for part in workers().map(digest, range(0, len(items), _SCAN_CHUNK)) for d in part]
+        if self.kind == "paths":
+            return list(workers().map(_file_digest, self.items, range(len(self.items))))
+        return [_sha(f"pil:{im.mode}:{im.size}".encode(), im.tobytes()) for im in self.items]
+
+
+def _sha(tag: bytes, data) -> bytes:
+    h = hashlib.sha256(tag)
+    h.update(data)
+    return h.digest()[:16]
+
+
+def _file_digest(path, index) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return _sha(b"file:", f.read())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"X[{index}]: image file not found: {str(path)!r}") from None
 
 
 def _array_batch(chunk: np.ndarray, channels_last: bool) -> torch.Tensor:

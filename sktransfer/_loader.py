@@ -17,14 +17,34 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ._inputs import Batch, ImageSource
+from ._inputs import ImageSource
 
 _PREFETCH = 2  # batches read ahead of the one in use
 _DONE = object()
 
 
+class TensorSource:
+    """Precomputed network inputs read as ``{name: rows}`` batches.
+
+    ``name`` is the keyword the network's ``forward`` takes them under
+    (``features`` or ``stage_input``): the outputs of frozen stages, computed
+    once per fit instead of once per epoch.
+    """
+
+    def __init__(self, name: str, tensor: torch.Tensor):
+        self.name = name
+        self.tensor = tensor
+
+    def __len__(self):
+        return len(self.tensor)
+
+    def read(self, indices):
+        return {self.name: self.tensor[torch.as_tensor(np.asarray(indices, dtype=np.int64))]}
+
+
 class ImageDataset(Dataset):
-    """An :class:`ImageSource` with optional integer targets, as a torch ``Dataset``.
+    """An :class:`ImageSource` (or :class:`TensorSource`) with optional integer targets,
+    as a torch ``Dataset``.
 
     Indexing returns ``(image, target)`` for compatibility with torch tools;
     the batch path is :class:`BatchLoader`, which reads whole batches.
@@ -38,8 +58,8 @@ class ImageDataset(Dataset):
         return len(self.source)
 
     def __getitem__(self, i):
-        image = self.source.read([i])
-        return image[0], (None if self.y is None else self.y[i])
+        sample = _map(self.source.read([i]), lambda t: t[0])
+        return sample, (None if self.y is None else self.y[i])
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
@@ -59,21 +79,30 @@ def _unwrap(dataset):
     return dataset, indices
 
 
-def _pin(batch: Batch) -> Batch:
-    if isinstance(batch, list):
-        return [b.pin_memory() for b in batch]
-    return batch.pin_memory()
+def _tensors(batch):
+    """The tensors of a batch: a tensor, a list of tensors, or a dict of tensors."""
+    if isinstance(batch, dict):
+        return list(batch.values())
+    return batch if isinstance(batch, list) else [batch]
 
 
-def _to(batch: Batch, device, non_blocking: bool) -> Batch:
-    if isinstance(batch, list):
-        return [b.to(device, non_blocking=non_blocking) for b in batch]
-    return batch.to(device, non_blocking=non_blocking)
+def _map(batch, fn):
+    if isinstance(batch, dict):
+        return {k: fn(v) for k, v in batch.items()}
+    return [fn(b) for b in batch] if isinstance(batch, list) else fn(batch)
 
 
-def _record(batch: Batch, stream) -> None:
-    for b in batch if isinstance(batch, list) else [batch]:
-        b.record_stream(stream)
+def _pin(batch):
+    return _map(batch, lambda t: t.pin_memory())
+
+
+def _to(batch, device, non_blocking: bool):
+    return _map(batch, lambda t: t.to(device, non_blocking=non_blocking))
+
+
+def _record(batch, stream) -> None:
+    for t in _tensors(batch):
+        t.record_stream(stream)
 
 
 class BatchLoader:

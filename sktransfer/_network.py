@@ -43,8 +43,9 @@ class ClassifierNet(nn.Module):
     whatever ``train()`` is called with.
     """
 
-    def __init__(self, preprocess, augment, trunk, stages, pool, width, n_classes):
+    def __init__(self, preprocess, augment, trunk, stages, pool, width, n_classes, sequential=False):
         super().__init__()
+        self.sequential = sequential  # trunk[k:] runs the stages after the k-th
         self.preprocess = preprocess
         self.augment = augment
         self.trunk = trunk
@@ -53,8 +54,17 @@ class ClassifierNet(nn.Module):
         self.stages = list(stages)  # (name, module) views into trunk, not extra registrations
         self.n_frozen = 0
 
-    def forward(self, x):
-        return self.head(self.pool(self.trunk(self.augment(self.preprocess(x)))))
+    def forward(self, x=None, *, features=None, stage_input=None):
+        """Logits from raw images ``x``, or from precomputed outputs of the frozen part:
+        pooled ``features`` (all stages frozen) or the ``stage_input`` of the first
+        trainable stage."""
+        if features is None:
+            if stage_input is None:
+                stage_input, start = self.augment(self.preprocess(x)), 0
+            else:
+                start = self.n_frozen
+            features = self.pool(self.trunk[start:](stage_input) if start else self.trunk(stage_input))
+        return self.head(features)
 
     def set_frozen(self, depth: int) -> None:
         """Freeze the first ``depth`` stages (gradients off, eval mode)."""
@@ -123,16 +133,21 @@ def check_modality(backbone: Backbone, name: str) -> None:
         raise ValueError(f"backbone {name!r} takes {backbone.modality}, not images")
 
 
+def data_config_for(estimator, backbone: Backbone) -> DataConfig:
+    """The backbone's data config at ``estimator.input_size``."""
+    size = input_size_for(estimator.input_size, backbone.data_config, backbone.fixed_input_size,
+                          estimator.backbone)
+    base = backbone.data_config
+    return DataConfig(size, base.mean, base.std, base.interpolation, base.crop_pct)
+
+
 def backbone_parts(estimator, backbone: Backbone, index: int):
     """Preprocessing, the stages up to ``index`` and the pooling, from ``estimator``'s
     ``input_size``, ``resize``, ``value_range`` and ``pooling`` parameters.
 
     Returns ``(preprocess, trunk, pool, data_config)``.
     """
-    size = input_size_for(estimator.input_size, backbone.data_config, backbone.fixed_input_size,
-                          estimator.backbone)
-    base = backbone.data_config
-    config = DataConfig(size, base.mean, base.std, base.interpolation, base.crop_pct)
+    config = data_config_for(estimator, backbone)
     pool = Pool(estimator.pooling, backbone.stage_formats[index], backbone.num_prefix_tokens)
     trunk = backbone.module if index == len(backbone.stages) - 1 else backbone.module[: index + 1]
     return Preprocess(config, estimator.value_range, estimator.resize), trunk, pool, config

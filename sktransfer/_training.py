@@ -17,6 +17,7 @@ import math
 import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
+from skorch.dataset import get_len
 from skorch.utils import TeeGenerator
 
 from ._loader import num_batches
@@ -178,7 +179,7 @@ class TransferNet(NeuralNetClassifier):
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             losses.append(step["loss"].detach())
-            sizes.append(len(batch[0]))
+            sizes.append(get_len(batch[0]))
             self.notify("on_batch_end", batch=batch, training=training, **step)
         # one device-to-host copy per epoch instead of one per batch
         values = torch.stack(losses).float().cpu().tolist() if losses else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,12 +20,24 @@ from ._augment import AUGMENTATIONS, FlipCrop
 from ._device import resolve_device, resolve_precision
 from ._freezing import resolve_freeze_depth
 from ._inputs import validate_images
-from ._loader import BatchLoader, ImageDataset
-from ._network import ClassifierNet, backbone_parts, check_modality
+from ._cache import feature_key
+from ._features import extract, run
+from ._loader import BatchLoader, ImageDataset, TensorSource
+from ._network import ClassifierNet, FeatureNet, backbone_parts, check_modality, data_config_for
 from ._registry import get_backbone
 from ._seeding import seed_from, seeded
 from ._training import SCHEDULES, HeadFirst, LRSchedule, TransferNet
-from .extractor import check_batch_size
+from .extractor import check_batch_size, inference_batch_size
+
+
+def stage_input_budget() -> int:
+    """Bytes the stored outputs of frozen stages may take: a quarter of the available
+    memory, at most 8 GiB."""
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        available = 8 << 30
+    return min(8 << 30, available // 4)
 
 OPTIMIZERS = {
     "adamw": (torch.optim.AdamW, {}),
@@ -131,6 +144,14 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         on GPUs without bfloat16); training on the CPU is always float32.
     compile : bool, default=False
         ``torch.compile`` the network (skorch's ``compile``).
+    cache : bool, default=True
+        Without augmentation, run the frozen part of the network once per fit
+        instead of once per epoch: with ``freeze_depth="all"`` the head trains
+        on pooled features (shared with other fits through
+        ``sktransfer.feature_cache``); with another ``freeze_depth`` on a
+        backbone whose stages run one after the other, the trainable stages
+        train on the stored output of the last frozen one when it fits in
+        memory (a quarter of the available memory, at most 8 GiB).
     channel_axis, image_shape, value_range
         How numeric arrays are read, as for :class:`PretrainedFeatureExtractor`.
     warm_start : bool, default=False
@@ -152,6 +173,10 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         ``net_.history`` the training history).
     n_iter_ : int
         Epochs trained by the last ``fit``.
+    weights_id_ : str
+        Which pretrained weights the network started from.
+    data_config_ : DataConfig
+        The preprocessing applied (the weights' config with ``input_size``).
     device_ : torch.device
     n_channels_in_, n_features_in_, feature_names_in_
         As for :class:`PretrainedFeatureExtractor`.
@@ -196,6 +221,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         device="auto",
         precision="auto",
         compile=False,
+        cache=True,
         channel_axis="auto",
         image_shape=None,
         value_range=(0.0, 1.0),
@@ -227,6 +253,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.compile = compile
+        self.cache = cache
         self.channel_axis = channel_axis
         self.image_shape = image_shape
         self.value_range = value_range
@@ -274,6 +301,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             pool,
             pool.width(backbone.num_features),
             n_classes,
+            sequential=backbone.sequential,
         )
         module.set_frozen(depth)
         module.place(device)
@@ -358,21 +386,48 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                     f"{encoder.classes_[0]!r}"
                 )
             encoded = encoder.transform(y)
-        dataset = ImageDataset(source, encoded.astype(np.int64))
         seed = seed_from(self.random_state)
         epochs_before = len(self.net_.history) if continuing else 0
         with seeded(seed):
             if continuing:
-                self.net_.partial_fit(dataset, encoded)
+                net = self.net_
             else:
                 backbone = get_backbone(self.backbone, weights=self.weights)
                 check_modality(backbone, self.backbone)
                 net = self._build_net(backbone, len(encoder.classes_), device, autocast, optimizer, seed)
+                net.initialize()
                 self.classes_ = encoder.classes_
-                self.net_ = net.fit(dataset, encoded)
+                self.weights_id_ = backbone.weights_id
+                self.data_config_ = data_config_for(self, backbone)
+            inputs = self._training_inputs(net.module_, source, device, autocast)
+            self.net_ = net.partial_fit(ImageDataset(inputs, encoded.astype(np.int64)), encoded)
         self.device_ = device
         self.n_iter_ = len(self.net_.history) - epochs_before
         return self
+
+    def _training_inputs(self, module, source, device, autocast):
+        """What the net trains on: the images, or the frozen part's outputs computed once."""
+        depth, n_stages = module.n_frozen, len(module.stages)
+        if not self.cache or self.augment or depth == 0 or (self.head_epochs and depth < n_stages):
+            return source
+        batch_size = inference_batch_size(self.batch_size, device, self.data_config_.input_size)
+        if depth == n_stages:
+            compute = f"autocast:{autocast}" if autocast is not None else str(torch.float32)
+            key = feature_key(self, self.weights_id_, n_stages - 1, self.data_config_, compute, device.type)
+            features = extract(
+                FeatureNet(module.preprocess, module.trunk, module.pool), source, module.head.in_features,
+                batch_size=batch_size, device=device, key=key, autocast_dtype=autocast,
+            )
+            return TensorSource("features", torch.from_numpy(features))
+        if not module.sequential:
+            return source
+        prefix = nn.Sequential(module.preprocess, module.trunk[:depth])
+        dtype = autocast or torch.float32
+        options = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast, "out_dtype": dtype}
+        one = run(prefix, source, [0], **options)
+        if one.nbytes * len(source) > stage_input_budget():
+            return source
+        return TensorSource("stage_input", run(prefix, source, np.arange(len(source)), **options))
 
     # --------------------------------------------------------------- predicting
 

@@ -6,16 +6,15 @@ import io
 import warnings
 from numbers import Integral
 
-import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._device import resolve_device, resolve_precision
 from ._inputs import validate_images
-from ._loader import BatchLoader, ImageDataset
+from ._cache import feature_key
+from ._features import extract
 from ._network import FeatureNet, backbone_parts, check_modality, stage_index
-from ._progress import progress
 from ._registry import get_backbone
 from ._seeding import seeded
 
@@ -81,6 +80,17 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     value_range : (float, float) or None, default=(0.0, 1.0)
         Range of float inputs, rescaled to ``[0, 1]``; values outside it raise.
         None uses float values as they are. uint8 inputs are ``[0, 255]``.
+    cache : bool, default=True
+        Reuse features computed before for the same images and configuration,
+        across fits, folds, grid points and estimator copies (see
+        ``sktransfer.feature_cache``). Off when ``weights=None`` without a
+        ``random_state`` (every fit draws new weights).
+    cache_dir : str, path or None, default=None
+        Also keep features in this directory, shared with other processes
+        (parallel searches) and later sessions.
+    compile : bool, default=False
+        ``torch.compile`` the backbone (worth it for long transforms on a GPU;
+        the first call compiles).
     random_state : int or None, default=None
         Seeds the random initialization when ``weights=None``.
     verbose : int, default=0
@@ -96,6 +106,8 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         The preprocessing applied (the weights' config with ``input_size``).
     weights_id_ : str
         Which weights were loaded.
+    cache_key_ : str or None
+        Key of this configuration in the feature cache (None: not cacheable).
     n_channels_in_ : int or None
         Channels of the images seen in ``fit`` (1 or 3) for array inputs; None
         for files and PIL images, which are read as RGB.
@@ -131,6 +143,9 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         channel_axis="auto",
         image_shape=None,
         value_range=(0.0, 1.0),
+        cache=True,
+        cache_dir=None,
+        compile=False,
         random_state=None,
         verbose=0,
     ):
@@ -146,6 +161,9 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.channel_axis = channel_axis
         self.image_shape = image_shape
         self.value_range = value_range
+        self.cache = cache
+        self.cache_dir = cache_dir
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
 
@@ -185,6 +203,9 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
                 stage_out = self.model_.trunk(self.model_.preprocess(probe))
                 width = stage_out.shape[1 if pool.feature_format == "NCHW" else -1]
         self._n_features_out = pool.width(width)
+        self.cache_key_ = feature_key(self, backbone.weights_id, index, config, str(dtype), device.type)
+        if self.compile:
+            self.model_.trunk.compile()
         return self
 
     def transform(self, X):
@@ -201,14 +222,12 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         """
         check_is_fitted(self)
         source = validate_images(self, X, reset=False)
-        size = self.data_config_.input_size
-        loader = BatchLoader(
-            ImageDataset(source),
-            inference_batch_size(self.batch_size, self.device_, size),
-            device=self.device_,
+        return extract(
+            self.model_, source, self._n_features_out,
+            batch_size=inference_batch_size(self.batch_size, self.device_, self.data_config_.input_size),
+            device=self.device_, key=self.cache_key_ if self.cache else None,
+            directory=self.cache_dir, verbose=self.verbose,
         )
-        return _extract(self.model_, loader, len(source), self._n_features_out, self.device_,
-                        verbose=self.verbose)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -235,6 +254,11 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         model = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
         if device != state["device_"]:
             model.place(device, torch.float32)
+            if self.__dict__.get("cache_key_") is not None:
+                # float32 on another device gives other numbers than the fitted network
+                self.cache_key_ = f"{self.cache_key_}:loaded-on-{device.type}-float32"
+        if self.compile:
+            model.trunk.compile()
         self.model_ = model
         self.device_ = device
 
@@ -243,18 +267,3 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
-
-
-def _extract(model, loader, n, width, device, verbose=0) -> np.ndarray:
-    """Run ``model`` over ``loader``; gather float32 features without per-batch syncs."""
-    on_cuda = device.type == "cuda"
-    out = torch.empty((n, width), dtype=torch.float32, pin_memory=on_cuda)
-    position = 0
-    with torch.inference_mode():
-        for x, _ in progress(loader, enabled=verbose > 0, desc="extracting features"):
-            features = model(x).float()
-            out[position:position + len(features)].copy_(features, non_blocking=on_cuda)
-            position += len(features)
-    if on_cuda:
-        torch.cuda.synchronize(device)
-    return out.numpy().copy() if on_cuda else out.numpy()

@@ -56,6 +56,15 @@ def rng():
 
 
 @pytest.fixture
+def data(rng):
+    """48 bright or dark images and their labels: learnable in a couple of epochs."""
+    X = rng.integers(0, 128, size=(48, 16, 16, 3), dtype=np.uint8)
+    y = rng.integers(0, 2, size=48)
+    X[y == 1] += 100
+    return X, y
+
+
+@pytest.fixture
 def uint8_images(rng):
     return rng.integers(0, 256, size=(12, 20, 24, 3), dtype=np.uint8)
 

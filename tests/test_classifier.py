@@ -19,15 +19,6 @@ from .conftest import TINY
 from .test_extractor import saved_as_cuda
 
 
-@pytest.fixture
-def data(rng):
-    """Bright vs dark images: learnable in a couple of epochs by the tiny backbone."""
-    X = rng.integers(0, 128, size=(48, 16, 16, 3), dtype=np.uint8)
-    y = rng.integers(0, 2, size=48)
-    X[y == 1] += 100
-    return X, y
-
-
 def classifier(**params):
     defaults = {"max_epochs": 2, "batch_size": 8, "lr": 1e-2, "random_state": 0}
     return FineTunedClassifier(TINY, **{**defaults, **params})

@@ -85,7 +85,7 @@ def test_pooling_values(uint8_images):
     cat = PretrainedFeatureExtractor(TINY, pooling="catavgmax").fit_transform(uint8_images)
     assert (peak >= avg - 1e-6).all()
     np.testing.assert_allclose(both, (avg + peak) / 2, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(cat, np.hstack([avg, peak]), rtol=1e-6)
+    np.testing.assert_allclose(cat, np.hstack([avg, peak]), rtol=1e-5, atol=1e-6)
 
 
 def test_joblib_and_pickle_round_trips(uint8_images, tmp_path):
@@ -230,3 +230,11 @@ def test_transform_before_fit(uint8_images):
 
     with pytest.raises(NotFittedError):
         PretrainedFeatureExtractor(TINY).transform(uint8_images)
+
+
+def test_compiled_backbone_gives_the_same_features(uint8_images):
+    plain = PretrainedFeatureExtractor(TINY, cache=False).fit_transform(uint8_images)
+    compiled = PretrainedFeatureExtractor(TINY, cache=False, compile=True).fit(uint8_images)
+    np.testing.assert_allclose(compiled.transform(uint8_images), plain, rtol=1e-4, atol=1e-5)
+    loaded = pickle.loads(pickle.dumps(compiled))
+    np.testing.assert_allclose(loaded.transform(uint8_images), plain, rtol=1e-4, atol=1e-5)

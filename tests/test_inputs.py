@@ -15,7 +15,8 @@ from .conftest import TINY
 
 
 def extractor(**params):
-    return PretrainedFeatureExtractor(TINY, batch_size=4, **params)
+    # cache=False: every comparison below computes both sides, in batches of 4
+    return PretrainedFeatureExtractor(TINY, batch_size=4, cache=False, **params)
 
 
 def features(X, **params):

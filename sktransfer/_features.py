@@ -1,0 +1,72 @@
+"""Running a frozen network over a whole input: the one feature path of both estimators."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._cache import feature_cache
+from ._inputs import ImageSource
+from ._loader import BatchLoader, ImageDataset
+from ._progress import progress
+
+
+@contextlib.contextmanager
+def inference(device: torch.device, autocast_dtype=None):
+    """``inference_mode``, cuDNN autotuning, and autocast when asked, on ``device``."""
+    cuda = device.type == "cuda"
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = saved or cuda  # input sizes repeat: tune kernels once
+    try:
+        with torch.inference_mode(), torch.autocast(
+            device.type, dtype=autocast_dtype or torch.float32, enabled=cuda and autocast_dtype is not None
+        ):
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
+def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, autocast_dtype=None,
+        verbose=0, out_dtype=torch.float32) -> torch.Tensor:
+    """``model`` applied to the images at ``indices``, gathered on the host.
+
+    On CUDA the results are copied into pinned memory without a synchronization
+    per batch, so the host keeps queueing work ahead of the GPU.
+    """
+    loader = BatchLoader(torch.utils.data.Subset(ImageDataset(source), indices), batch_size, device=device)
+    on_cuda = device.type == "cuda"
+    out, position = None, 0
+    with inference(device, autocast_dtype):
+        for x, _ in progress(loader, enabled=verbose > 0, desc="running the frozen network"):
+            result = model(x)
+            if out is None:
+                out = torch.empty((len(indices), *result.shape[1:]), dtype=out_dtype, pin_memory=on_cuda)
+            out[position:position + len(result)].copy_(result, non_blocking=on_cuda)
+            position += len(result)
+    if on_cuda:
+        torch.cuda.synchronize(device)
+    return out
+
+
+def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, device, key=None,
+            directory=None, autocast_dtype=None, verbose=0) -> np.ndarray:
+    """Pooled float32 features ``(n, width)``; with a ``key``, only uncached images run."""
+    n = len(source)
+    if key is None:
+        return run(model, source, np.arange(n), batch_size=batch_size, device=device,
+                   autocast_dtype=autocast_dtype, verbose=verbose).numpy().copy()
+    digests = source.digests()
+    found = feature_cache.lookup(key, digests, directory)
+    out = np.empty((n, width), dtype=np.float32)
+    for i, row in found.items():
+        out[i] = row
+    missing = np.array([i for i in range(n) if i not in found], dtype=np.int64)
+    if len(missing):
+        computed = run(model, source, missing, batch_size=batch_size, device=device,
+                       autocast_dtype=autocast_dtype, verbose=verbose).numpy()
+        out[missing] = computed
+        feature_cache.store(key, [digests[i] for i in missing], computed, directory)
+    return out

@@ -1,0 +1,215 @@
+"""The feature cache and the frozen-part fast paths: hits, misses, invalidation, equal results."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+from sktransfer import FeatureCache, FineTunedClassifier, PretrainedFeatureExtractor, feature_cache
+
+from .conftest import TINY
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    feature_cache.clear()
+    yield
+    feature_cache.clear()
+
+
+def computed():
+    return feature_cache.stats()["computed"]
+
+
+def test_second_transform_is_served_from_the_cache(uint8_images):
+    extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)
+    first = extractor.transform(uint8_images)
+    assert computed() == 12
+    second = extractor.transform(uint8_images)
+    assert computed() == 12
+    np.testing.assert_array_equal(first, second)
+    stats = feature_cache.stats()
+    assert stats["hits"] == 12 and stats["misses"] == 12 and stats["rows"] == 12
+
+
+def test_subsets_clones_and_refits_hit(uint8_images):
+    extractor = PretrainedFeatureExtractor(TINY)
+    full = extractor.fit_transform(uint8_images)
+    assert computed() == 12
+    part = clone(extractor).fit(uint8_images[3:7]).transform(uint8_images[3:7])
+    np.testing.assert_array_equal(part, full[3:7])
+    assert computed() == 12
+
+
+def test_a_changed_image_misses_alone(uint8_images):
+    extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)
+    before = extractor.transform(uint8_images)
+    changed = uint8_images.copy()
+    changed[5, 0, 0, 0] ^= 1
+    after = extractor.transform(changed)
+    assert computed() == 13
+    assert not np.array_equal(after[5], before[5])
+    np.testing.assert_array_equal(np.delete(after, 5, 0), np.delete(before, 5, 0))
+
+
+@pytest.mark.parametrize("change", [
+    {"pooling": "max"}, {"input_size": 12}, {"stage": 1}, {"resize": "center_crop"},
+    {"backbone": "resnet18", "weights": None, "random_state": 0, "input_size": 32},
+    {"precision": "bfloat16"},
+])
+def test_every_part_of_the_configuration_is_in_the_key(uint8_images, change):
+    base = PretrainedFeatureExtractor(TINY)
+    base.fit_transform(uint8_images)
+    other = clone(base).set_params(**change)
+    assert other.fit(uint8_images).cache_key_ != base.cache_key_
+    features = other.transform(uint8_images)
+    assert computed() == 24
+    reference = clone(other).set_params(cache=False).fit(uint8_images).transform(uint8_images)
+    np.testing.assert_allclose(features, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_value_range_is_in_the_key(uint8_images):
+    floats = uint8_images.astype(np.float32)
+    a = PretrainedFeatureExtractor(TINY, value_range=(0, 255)).fit(floats)
+    b = PretrainedFeatureExtractor(TINY, value_range=(0, 510)).fit(floats)
+    assert not np.allclose(a.transform(floats), b.transform(floats))
+    assert computed() == 24
+
+
+def test_weight_files_are_keyed_by_content(tmp_path, uint8_images):
+    path = tmp_path / "weights.pth"
+    torch.manual_seed(0)
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    params = {"weights": str(path), "input_size": 32}
+    first = PretrainedFeatureExtractor("resnet18", **params).fit_transform(uint8_images)
+    torch.manual_seed(1)
+    torch.save(torchvision.models.resnet18().state_dict(), path)  # same name, new content
+    second = PretrainedFeatureExtractor("resnet18", **params).fit_transform(uint8_images)
+    assert computed() == 24
+    assert not np.allclose(first, second)
+
+
+def test_unseeded_random_weights_are_never_cached(uint8_images):
+    extractor = PretrainedFeatureExtractor("resnet18", weights=None, input_size=32).fit(uint8_images)
+    assert extractor.cache_key_ is None
+    extractor.transform(uint8_images)
+    assert feature_cache.stats() == {"hits": 0, "misses": 0, "computed": 0, "rows": 0, "bytes": 0}
+
+
+def test_cache_off(uint8_images):
+    extractor = PretrainedFeatureExtractor(TINY, cache=False).fit(uint8_images)
+    np.testing.assert_array_equal(extractor.transform(uint8_images), extractor.transform(uint8_images))
+    assert computed() == 0
+
+
+def test_files_are_keyed_by_content(tmp_path, uint8_images):
+    from PIL import Image
+
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
+    for image, path in zip(uint8_images, paths):
+        Image.fromarray(image).save(path)
+    extractor = PretrainedFeatureExtractor(TINY).fit(paths)
+    extractor.transform(paths)
+    assert computed() == 3
+    Image.fromarray(uint8_images[7]).save(paths[1])  # rewritten in place
+    after = extractor.transform(paths)
+    assert computed() == 4
+    np.testing.assert_allclose(after[1], extractor.transform(uint8_images[7:8])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_memory_bound_evicts_least_recently_used(uint8_images):
+    cache = FeatureCache(max_bytes=5 * 16 * 4)  # five rows of 16 float32
+    digests = [bytes([i]) * 16 for i in range(8)]
+    rows = np.arange(8 * 16, dtype=np.float32).reshape(8, 16)
+    cache.store("k", digests, rows)
+    assert cache.stats()["rows"] == 5 and cache.stats()["bytes"] == 5 * 64
+    found = cache.lookup("k", digests)
+    assert sorted(found) == [3, 4, 5, 6, 7]
+    np.testing.assert_array_equal(found[4], rows[4])
+    assert cache.lookup("other key", digests) == {}
+
+
+def test_directory_cache_survives_clearing_memory(tmp_path, uint8_images):
+    extractor = PretrainedFeatureExtractor(TINY, cache_dir=tmp_path).fit(uint8_images)
+    expected = extractor.transform(uint8_images)
+    assert len(list(tmp_path.glob("*/*.digests.npy"))) == 1
+    feature_cache.clear()  # as a new process would start
+    (tmp_path / extractor.cache_key_ / "partial.features.npy").write_bytes(b"half-written")
+    np.testing.assert_array_equal(extractor.transform(uint8_images), expected)
+    assert computed() == 0 and feature_cache.stats()["hits"] == 12
+
+
+def test_grid_search_runs_the_backbone_once_per_image(rng):
+    X = rng.integers(0, 256, size=(30, 16, 16, 3), dtype=np.uint8)
+    y = rng.integers(0, 2, size=30)
+    pipe = Pipeline([("feat", PretrainedFeatureExtractor(TINY)), ("clf", LogisticRegression())])
+    GridSearchCV(pipe, {"clf__C": [0.1, 1.0, 10.0, 100.0]}, cv=3).fit(X, y)
+    assert computed() == 30  # 4 x 3 fits and the refit: every image through the network once
+    feature_cache.clear()
+    GridSearchCV(pipe.set_params(feat__cache=False), {"clf__C": [0.1, 1.0]}, cv=3).fit(X, y)
+    assert computed() == 0
+
+
+# ------------------------------------------------------------- fine-tuning fast paths
+
+
+class Counter:
+    """Counts the images that run through a module."""
+
+    def __init__(self, module):
+        self.images = 0
+        module.register_forward_pre_hook(self)
+
+    def __call__(self, module, args):
+        self.images += len(args[0])
+
+
+# stored stage outputs: one image first sizes the storage, then all 48 run once
+@pytest.mark.parametrize("freeze_depth, stage_runs", [("all", 48), (2, 49), (1, 49), (0, None)])
+def test_frozen_part_runs_once_per_fit_and_matches_the_image_path(data, freeze_depth, stage_runs):
+    X, y = data
+    params = {"freeze_depth": freeze_depth, "augment": None, "max_epochs": 4, "batch_size": 8,
+              "lr": 1e-2, "random_state": 0}
+    counts = {}
+
+    class Counting(FineTunedClassifier):
+        def _training_inputs(self, module, source, device, autocast):
+            counts["stem"] = Counter(module.trunk.stem)
+            return super()._training_inputs(module, source, device, autocast)
+
+    fast = Counting(TINY, **params).fit(X, y)
+    slow = FineTunedClassifier(TINY, cache=False, **params).fit(X, y)
+    if stage_runs is None:
+        assert counts["stem"].images == 4 * 48  # nothing frozen: every epoch runs everything
+    else:
+        assert counts["stem"].images == stage_runs  # the frozen part ran once
+    np.testing.assert_allclose(fast.predict_proba(X), slow.predict_proba(X), rtol=1e-4, atol=1e-5)
+
+
+def test_augmentation_or_two_stages_keep_the_image_path(data):
+    X, y = data
+    for params in ({"freeze_depth": "all", "augment": "flip"},
+                   {"freeze_depth": 1, "augment": None, "head_epochs": 1}):
+        clf = FineTunedClassifier(TINY, max_epochs=2, batch_size=8, random_state=0, **params)
+        counter = {}
+
+        class Counting(type(clf)):
+            def _training_inputs(self, module, source, device, autocast):
+                counter["stem"] = Counter(module.trunk.stem)
+                return super()._training_inputs(module, source, device, autocast)
+
+        Counting(**clf.get_params()).fit(X, y)
+        assert counter["stem"].images == 2 * 48
+
+
+def test_frozen_features_are_shared_with_the_extractor_on_cpu(data):
+    X, y = data
+    PretrainedFeatureExtractor(TINY).fit_transform(X)
+    assert computed() == 48
+    FineTunedClassifier(TINY, freeze_depth="all", augment=None, max_epochs=2).fit(X, y)
+    assert computed() == 48
