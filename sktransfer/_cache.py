@@ -58,10 +58,17 @@ class FeatureCache:
     say how much work the cache saved: ``hits`` and ``misses`` count images
     looked up, ``computed`` counts images that went through a backbone.
 
+    It also keeps the last ``max_networks`` frozen networks that extractors
+    built, so that fitting an equal extractor again (a clone in a grid search,
+    a fold of a cross-validation) does not rebuild and reload the backbone:
+    fitted extractors with equal parameters share one network.
+
     Parameters
     ----------
     max_bytes : int, default=1 GiB
         Memory bound for the cached rows.
+    max_networks : int, default=2
+        Frozen networks kept for reuse.
 
     Examples
     --------
@@ -71,8 +78,10 @@ class FeatureCache:
     ['bytes', 'computed', 'hits', 'misses', 'rows']
     """
 
-    def __init__(self, max_bytes: int = 1 << 30):
+    def __init__(self, max_bytes: int = 1 << 30, max_networks: int = 2):
         self.max_bytes = max_bytes
+        self.max_networks = max_networks
+        self._networks: OrderedDict = OrderedDict()
         self._rows: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -85,12 +94,27 @@ class FeatureCache:
                 "rows": len(self._rows), "bytes": self._bytes}
 
     def clear(self) -> None:
-        """Drop every cached row (not the files of a ``cache_dir``) and reset the counters."""
+        """Drop every cached row and network (not the files of a ``cache_dir``) and reset
+        the counters."""
         with self._lock:
+            self._networks.clear()
             self._rows.clear()
             self._bytes = 0
             self._disk_index.clear()
             self.hits = self.misses = self.computed = 0
+
+    def network(self, key, build):
+        """The network built for ``key``, or ``build()``'s result, kept for next time."""
+        with self._lock:
+            if key in self._networks:
+                self._networks.move_to_end(key)
+                return self._networks[key]
+        built = build()
+        with self._lock:
+            self._networks[key] = built
+            while len(self._networks) > self.max_networks:
+                self._networks.popitem(last=False)
+        return built
 
     def lookup(self, key: str, digests, directory=None) -> dict:
         """Rows already known for ``digests``: ``{position: row}``."""

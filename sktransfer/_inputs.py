@@ -105,8 +105,10 @@ class ImageSource:
         else:
             images = [decode(self.items[i], i) for i in indices]
         if all(im.shape == images[0].shape for im in images):
-            return torch.stack(images)
-        return images
+            # numpy, not torch: this may run on a reader thread, where a torch kernel would
+            # start a second OpenMP team competing with the compute thread's for the cores
+            return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+        return [torch.from_numpy(im).permute(2, 0, 1) for im in images]
 
     def digests(self) -> list:
         """A SHA-256 (16 bytes) per image of its content, dtype, shape and layout."""
@@ -163,24 +165,23 @@ def _tensor_batch(chunk: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return chunk[:, :3] if chunk.shape[1] == 4 else chunk
 
 
-def _rgb_tensor(image: Image.Image) -> torch.Tensor:
-    array = np.asarray(image.convert("RGB"))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+def _rgb_array(image: Image.Image) -> np.ndarray:
+    return np.array(image.convert("RGB"))  # (H, W, 3) uint8
 
 
-def _decode_path(path, index) -> torch.Tensor:
+def _decode_path(path, index) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            return _rgb_tensor(ImageOps.exif_transpose(image))
+            return _rgb_array(ImageOps.exif_transpose(image))
     except FileNotFoundError:
         raise FileNotFoundError(f"X[{index}]: image file not found: {str(path)!r}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ValueError(f"X[{index}]: cannot read image file {str(path)!r}: {exc}") from exc
 
 
-def _decode_pil(image, index) -> torch.Tensor:
+def _decode_pil(image, index) -> np.ndarray:
     try:
-        return _rgb_tensor(image)
+        return _rgb_array(image)
     except (OSError, ValueError) as exc:
         raise ValueError(f"X[{index}]: cannot convert PIL image to RGB: {exc}") from exc
 

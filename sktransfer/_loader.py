@@ -1,8 +1,10 @@
 """Batches on their way to the device: read ahead in a thread, copied while the model runs.
 
-A background thread reads (and decodes) the next batches while the current
-one is being used; on CUDA it pins them and copies them on a side stream, so
-the copy of batch ``i + 1`` overlaps the forward pass of batch ``i``. The
+A background thread reads (and decodes) the next batches of files or PIL
+images while the current one is being used; on CUDA it also pins every batch,
+and copies run on a side stream, so the copy of batch ``i + 1`` overlaps the
+forward pass of batch ``i``. In-memory data on the CPU is read inline: the
+copy is cheap and a second thread would only contend for the GIL and cores. The
 same loader feeds feature extraction and skorch's training loop (as its
 ``iterator_train``/``iterator_valid``).
 """
@@ -34,6 +36,7 @@ class TensorSource:
     def __init__(self, name: str, tensor: torch.Tensor):
         self.name = name
         self.tensor = tensor
+        self.kind = "tensor"
 
     def __len__(self):
         return len(self.tensor)
@@ -52,14 +55,14 @@ class ImageDataset(Dataset):
 
     def __init__(self, source: ImageSource, y: Optional[np.ndarray] = None):
         self.source = source
-        self.y = None if y is None else torch.as_tensor(np.asarray(y))
+        self.y = None if y is None else np.asarray(y)
 
     def __len__(self):
         return len(self.source)
 
     def __getitem__(self, i):
         sample = _map(self.source.read([i]), lambda t: t[0])
-        return sample, (None if self.y is None else self.y[i])
+        return sample, (None if self.y is None else torch.as_tensor(self.y[i]))
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
@@ -139,12 +142,18 @@ class BatchLoader:
 
     def _read(self, idx):
         x = self.dataset.source.read(idx)
-        y = None if self.dataset.y is None else self.dataset.y[torch.as_tensor(idx)]
+        y = None if self.dataset.y is None else torch.from_numpy(self.dataset.y[idx])
         return x, y
 
     def __iter__(self):
         batches = self._batches()
         cuda = self.device.type == "cuda"
+        if not cuda and self.dataset.source.kind in ("array", "tensor"):
+            # in memory on the CPU: reading is a cheap copy; a second thread would only
+            # contend with the compute thread for the GIL and the cores
+            for idx in batches:
+                yield self._read(idx)
+            return
         pending: queue.Queue = queue.Queue(maxsize=_PREFETCH)
         stop = threading.Event()
 

@@ -26,12 +26,14 @@ class FeatureNet(nn.Module):
         return self.pool(self.trunk(self.preprocess(x)))
 
     def place(self, device: torch.device, dtype: torch.dtype) -> "FeatureNet":
-        """Move to ``device`` with the trunk in ``dtype`` (preprocessing constants stay float32)."""
-        cuda = device.type == "cuda"
+        """Move to ``device`` with the trunk in ``dtype`` (preprocessing constants stay float32).
+
+        Channels-last tensors: faster convolutions with cuDNN and with oneDNN on CPUs.
+        """
         self.to(device)
-        self.trunk.to(dtype=dtype, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+        self.trunk.to(dtype=dtype, memory_format=torch.channels_last)
         self.preprocess.dtype = dtype
-        self.preprocess.channels_last = cuda
+        self.preprocess.channels_last = True
         return self
 
 
@@ -78,12 +80,10 @@ class ClassifierNet(nn.Module):
         return self
 
     def place(self, device: torch.device) -> "ClassifierNet":
-        """Move to ``device``; channels-last convolutions on CUDA."""
-        cuda = device.type == "cuda"
+        """Move to ``device``, with channels-last convolutions (faster on GPUs and CPUs)."""
         self.to(device)
-        if cuda:
-            self.trunk.to(memory_format=torch.channels_last)
-        self.preprocess.channels_last = cuda
+        self.trunk.to(memory_format=torch.channels_last)
+        self.preprocess.channels_last = True
         return self
 
 

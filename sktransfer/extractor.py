@@ -5,18 +5,20 @@ from __future__ import annotations
 import io
 import warnings
 from numbers import Integral
+from pathlib import Path
 
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._cache import feature_cache, feature_key
 from ._device import resolve_device, resolve_precision
-from ._inputs import validate_images
-from ._cache import feature_key
 from ._features import extract
+from ._inputs import validate_images
 from ._network import FeatureNet, backbone_parts, check_modality, stage_index
 from ._registry import get_backbone
-from ._seeding import seeded
+from ._seeding import seed_from, seeded
+from .backbones._weights import is_weights_file
 
 
 def check_batch_size(batch_size):
@@ -182,31 +184,53 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self : PretrainedFeatureExtractor
         """
         check_batch_size(self.batch_size)
+        seed_from(self.random_state)  # validated even when pretrained weights ignore it
         device = resolve_device(self.device)
         dtype = resolve_precision(self.precision, device)
         validate_images(self, X, reset=True)
+        if self.cache and (self.weights is not None or self.random_state is not None):
+            fitted = feature_cache.network(self._network_key(device, dtype), lambda: self._build(device, dtype))
+        else:
+            fitted = self._build(device, dtype)
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.device_ = device
+        return self
+
+    def _network_key(self, device, dtype):
+        weights = self.weights
+        if is_weights_file(weights):  # a file rewritten in place is another network
+            path = Path(weights).expanduser().resolve()
+            stat = path.stat() if path.exists() else None
+            weights = (str(path), stat and stat.st_mtime_ns, stat and stat.st_size)
+        return repr((self.backbone, weights, self.random_state if self.weights is None else None,
+                     self.stage, self.input_size, self.resize, self.value_range, self.pooling,
+                     str(device), str(dtype), self.compile))
+
+    def _build(self, device, dtype) -> dict:
+        """Load the backbone and assemble the frozen network; returns the fitted attributes."""
         with seeded(self.random_state):
             backbone = get_backbone(self.backbone, weights=self.weights)
         check_modality(backbone, self.backbone)
         index = stage_index(self.stage, backbone, self.backbone)
         preprocess, trunk, pool, config = backbone_parts(self, backbone, index)
-        model = FeatureNet(preprocess, trunk, pool)
-        self.model_ = model.eval().requires_grad_(False).place(device, dtype)
-        self.device_ = device
-        self.data_config_ = config
-        self.weights_id_ = backbone.weights_id
+        model = FeatureNet(preprocess, trunk, pool).eval().requires_grad_(False).place(device, dtype)
         if index == len(backbone.stages) - 1:
             width = backbone.num_features
         else:  # an intermediate stage's width is known only by running it
             with torch.inference_mode():
                 probe = torch.zeros((1, 3, *config.input_size), dtype=torch.uint8, device=device)
-                stage_out = self.model_.trunk(self.model_.preprocess(probe))
+                stage_out = model.trunk(model.preprocess(probe))
                 width = stage_out.shape[1 if pool.feature_format == "NCHW" else -1]
-        self._n_features_out = pool.width(width)
-        self.cache_key_ = feature_key(self, backbone.weights_id, index, config, str(dtype), device.type)
         if self.compile:
-            self.model_.trunk.compile()
-        return self
+            model.trunk.compile()
+        return {
+            "model_": model,
+            "data_config_": config,
+            "weights_id_": backbone.weights_id,
+            "_n_features_out": pool.width(width),
+            "cache_key_": feature_key(self, backbone.weights_id, index, config, str(dtype), device.type),
+        }
 
     def transform(self, X):
         """Compute pooled features.
