@@ -1,0 +1,170 @@
+"""PretrainedFeatureExtractor.transform against raw PyTorch loops run in the same process.
+
+CPU (targets 6a): ResNet-18 and EfficientNet-Lite0 features from host uint8
+images, against a plain fp32 ``inference_mode`` loop at the same input size.
+
+GPU (targets 1 and 2, skipped without CUDA): ResNet-18 at 224 px
+  1. host uint8 (n, 224, 224, 3) against (a) the plain raw loop: pinned copy,
+     normalize on the GPU, fp16 channels-last, no overlap; (b) the model alone on
+     data already on the GPU at the same precision; (c) the naive path: PIL per
+     image + torchvision transforms + DataLoader(8 workers), fp32, batch 64;
+  2. host uint8 (n, 28, 28) grayscale resized to 224 on the GPU, against the raw
+     loop doing the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from _common import save, sync, timer
+from sktransfer import PretrainedFeatureExtractor, get_backbone
+
+
+def _ours(backbone, X, *, input_size=None, precision="auto", device="auto", **params):
+    extractor = PretrainedFeatureExtractor(backbone, weights=None, random_state=0, input_size=input_size,
+                                           precision=precision, device=device, cache=False, **params)
+    extractor.fit(X[:1])
+    extractor.transform(X[: min(len(X), 64)])  # warm-up: allocator, cuDNN autotuning
+    with timer(extractor.device_) as elapsed:
+        features = extractor.transform(X)
+    return features, len(X) / elapsed()
+
+
+def _model(backbone, device, dtype, channels_last):
+    torch.manual_seed(0)
+    module = get_backbone(backbone, weights=None).module.eval().to(device=device, dtype=dtype)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+def raw_cpu_loop(backbone, X, size, batch_size=32):
+    """What one writes by hand on a CPU: slice, float, resize, normalize, forward, pool."""
+    model = _model(backbone, "cpu", torch.float32, False)
+    config = get_backbone(backbone, weights=None).data_config
+    mean = torch.tensor(config.mean).view(1, 3, 1, 1)
+    std = torch.tensor(config.std).view(1, 3, 1, 1)
+    out = []
+    with timer("cpu") as elapsed, torch.inference_mode():
+        for i in range(0, len(X), batch_size):
+            xb = torch.from_numpy(X[i:i + batch_size]).permute(0, 3, 1, 2).float() / 255
+            xb = F.interpolate(xb, size=(size, size), mode=config.interpolation, antialias=True,
+                               align_corners=False)
+            out.append(model((xb - mean) / std).mean((2, 3)).numpy())
+    return np.concatenate(out), len(X) / elapsed()
+
+
+def cpu(quick):
+    n = 128 if quick else 512
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(n, 64, 64, 3), dtype=np.uint8)
+    results = {}
+    for backbone, size in (("resnet18", 112), ("efficientnet_lite0", 112), ("resnet18", 224)):
+        if quick and size == 224:
+            continue
+        reference, raw_rate = raw_cpu_loop(backbone, X, size)
+        features, rate = _ours(backbone, X, input_size=size)
+        results[f"{backbone}@{size}"] = {
+            "images": n, "sktransfer_images_per_s": round(rate, 1),
+            "raw_fp32_inference_mode_loop_images_per_s": round(raw_rate, 1),
+            "ratio": round(rate / raw_rate, 3), "target_ratio": 0.9,
+            "max_abs_feature_difference": float(np.abs(features - reference).max()),
+        }
+    return results
+
+
+def gpu(quick):
+    n = 4096 if quick else 20480
+    device = torch.device("cuda")
+    torch.backends.cudnn.benchmark = True
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(n, 224, 224, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    mean = torch.tensor((0.485, 0.456, 0.406), device=device).view(1, 3, 1, 1)
+    std = torch.tensor((0.229, 0.224, 0.225), device=device).view(1, 3, 1, 1)
+    model = _model("resnet18", device, torch.float16, True)
+
+    def raw_loop(images, batch=256):
+        host = torch.from_numpy(images).pin_memory()
+        with timer(device) as elapsed, torch.inference_mode():
+            for i in range(0, len(host), batch):
+                xb = host[i:i + batch].to(device, non_blocking=True)
+                xb = xb.permute(0, 3, 1, 2).float() if xb.ndim == 4 else xb.unsqueeze(1).float()
+                if xb.shape[-1] != 224:
+                    xb = F.interpolate(xb, size=(224, 224), mode="bilinear", antialias=True,
+                                       align_corners=False)
+                xb = ((xb / 255 - mean) / std).to(torch.float16).contiguous(memory_format=torch.channels_last)
+                model(xb).mean((2, 3)).float().cpu().numpy()
+        return len(images) / elapsed()
+
+    def model_only(batch=256):
+        xb = torch.randn(batch, 3, 224, 224, device=device, dtype=torch.float16)
+        xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            for _ in range(3):
+                model(xb)
+            with timer(device) as elapsed:
+                for _ in range(n // batch):
+                    model(xb)
+        return (n // batch) * batch / elapsed()
+
+    def naive(images, batch=64):
+        from PIL import Image
+        from torchvision import transforms
+
+        fp32 = _model("resnet18", device, torch.float32, False)
+        pipeline = transforms.Compose([transforms.ToTensor(),
+                                       transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+
+        class Images(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(images)
+
+            def __getitem__(self, i):
+                return pipeline(Image.fromarray(images[i]))
+
+        loader = torch.utils.data.DataLoader(Images(), batch_size=batch, num_workers=8)
+        with timer(device) as elapsed, torch.inference_mode():
+            for xb in loader:
+                fp32(xb.to(device)).mean((2, 3)).cpu()
+        return len(images) / elapsed()
+
+    raw_loop(X[:512])  # warm-up
+    ours = _ours("resnet18", X, precision="float16", device="cuda")[1]
+    raw = raw_loop(X)
+    alone = model_only()
+    slow = naive(X[: n // 4])
+    ours_gray = _ours("resnet18", gray, input_size=224, precision="float16", device="cuda")[1]
+    raw_gray = raw_loop(gray)
+    sync(device)
+    return {
+        "target1_uint8_224": {
+            "sktransfer_images_per_s": round(ours), "raw_loop_images_per_s": round(raw),
+            "model_only_images_per_s": round(alone), "naive_pil_dataloader_images_per_s": round(slow),
+            "ratio_vs_raw_loop": round(ours / raw, 3), "target_vs_raw_loop": 1.0,
+            "ratio_vs_model_only": round(ours / alone, 3), "target_vs_model_only": 0.85,
+            "ratio_vs_naive": round(ours / slow, 2), "target_vs_naive": 10.0,
+        },
+        "target2_gray28_to_224": {
+            "sktransfer_images_per_s": round(ours_gray), "raw_resize_loop_images_per_s": round(raw_gray),
+            "ratio": round(ours_gray / raw_gray, 3), "target": 0.9,
+        },
+        "settings": {"backbone": "resnet18", "precision": "float16 weights, channels_last",
+                     "images": n, "batch": "auto (256 at 224 px)"},
+    }
+
+
+def run(quick=False):
+    result = {"cpu": cpu(quick)}
+    result["gpu"] = gpu(quick) if torch.cuda.is_available() else "skipped: no CUDA device"
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    save("transform", run(parser.parse_args().quick))

@@ -1,0 +1,76 @@
+"""Run every benchmark and write results/<machine>.json and the table in README.md.
+
+    python benchmarks/run.py            # the full suite (GPU parts are skipped without CUDA)
+    python benchmarks/run.py --quick    # smaller inputs, for a smoke test
+    python benchmarks/run.py --only transform grid_search_cache
+
+Every figure is a ratio against a raw-PyTorch (or scikit-learn) reference that the
+benchmark runs itself in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import bench_frozen_head
+import bench_grid_search
+import bench_memory
+import bench_transform
+import finetune_fashion_mnist
+from _common import RESULTS, save
+
+SUITE = {
+    "transform": bench_transform.run,
+    "peak_memory": bench_memory.run,
+    "grid_search_cache": bench_grid_search.run,
+    "frozen_head_vs_logistic_regression": bench_frozen_head.run,
+    "finetune_fashion_mnist": finetune_fashion_mnist.run,
+}
+
+README = Path(__file__).resolve().parent / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def _rows(machine_file: Path):
+    data = json.loads(machine_file.read_text())
+    machine = data["machine"].get("gpu") or f"{data['machine']['cpu_count']}-core CPU"
+    for name, result in sorted(data["benchmarks"].items()):
+        for path, value in _ratios(result):
+            yield f"| {machine} | {name} | {path} | {value} |"
+
+
+def _ratios(result, prefix=""):
+    """The headline figures of a result: ratios, speedups, accuracies, memory."""
+    if not isinstance(result, dict):
+        return
+    for key, value in result.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _ratios(value, path + ".")
+        elif any(word in key for word in ("ratio", "speedup", "accuracy", "extra_peak_gb", "images_through")):
+            yield path, value
+
+
+def write_table():
+    rows = [row for path in sorted(RESULTS.glob("*.json")) for row in _rows(path)]
+    table = "\n".join([BEGIN, "| machine | benchmark | figure | value |", "|---|---|---|---|", *rows, END])
+    text = README.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    README.write_text(text[:start] + table + text[end:])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", choices=sorted(SUITE))
+    args = parser.parse_args(argv)
+    for name in args.only or SUITE:
+        result = SUITE[name](quick=args.quick)
+        save(name + ("_subset" if name == "finetune_fashion_mnist" and result["subset"] else ""), result)
+    write_table()
+
+
+if __name__ == "__main__":
+    main()
