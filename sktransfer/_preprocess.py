@@ -40,7 +40,7 @@ class Preprocess(nn.Module):
         ``"center_crop"`` resizes the shorter side to ``size / crop_pct`` and
         crops the center, as the weights' own evaluation transform does.
     channels_last : bool
-        Return channels-last tensors (faster convolutions on GPUs).
+        Return channels-last tensors (faster convolutions with cuDNN and oneDNN).
     dtype : torch.dtype
         Dtype of the output (the network's parameter dtype).
     """

@@ -18,7 +18,7 @@ from ._inputs import validate_images
 from ._network import FeatureNet, backbone_parts, check_modality, stage_index
 from ._registry import get_backbone
 from ._seeding import seed_from, seeded
-from .backbones._weights import is_weights_file
+from .backbones._weights import file_weights_id, is_weights_file
 
 
 def check_batch_size(batch_size):
@@ -199,10 +199,9 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
     def _network_key(self, device, dtype):
         weights = self.weights
-        if is_weights_file(weights):  # a file rewritten in place is another network
-            path = Path(weights).expanduser().resolve()
-            stat = path.stat() if path.exists() else None
-            weights = (str(path), stat and stat.st_mtime_ns, stat and stat.st_size)
+        if is_weights_file(weights):  # by content: a file rewritten in place is another network
+            path = Path(weights).expanduser()
+            weights = file_weights_id(path) if path.is_file() else str(path)  # missing: _build raises
         return repr((self.backbone, weights, self.random_state if self.weights is None else None,
                      self.stage, self.input_size, self.resize, self.value_range, self.pooling,
                      str(device), str(dtype), self.compile))

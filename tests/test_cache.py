@@ -213,3 +213,20 @@ def test_frozen_features_are_shared_with_the_extractor_on_cpu(data):
     assert computed() == 48
     FineTunedClassifier(TINY, freeze_depth="all", augment=None, max_epochs=2).fit(X, y)
     assert computed() == 48
+
+
+def test_equal_extractors_share_one_network(uint8_images):
+    first = PretrainedFeatureExtractor(TINY).fit(uint8_images)
+    assert clone(first).fit(uint8_images).model_ is first.model_
+    assert clone(first).set_params(pooling="max").fit(uint8_images).model_ is not first.model_
+    assert PretrainedFeatureExtractor(TINY, cache=False).fit(uint8_images).model_ is not first.model_
+    feature_cache.clear()
+    assert clone(first).fit(uint8_images).model_ is not first.model_
+
+
+def test_unseeded_random_networks_are_never_shared(uint8_images):
+    params = {"weights": None, "input_size": 32}
+    a = PretrainedFeatureExtractor("resnet18", **params).fit(uint8_images)
+    b = PretrainedFeatureExtractor("resnet18", **params).fit(uint8_images)
+    assert a.model_ is not b.model_
+    assert not np.allclose(a.transform(uint8_images), b.transform(uint8_images))

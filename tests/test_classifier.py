@@ -56,6 +56,23 @@ def test_frozen_stages_are_bit_identical_and_the_rest_trains(data):
             assert not torch.equal(before[key], after[key]), key
 
 
+def test_frozen_stages_stay_in_eval_mode_through_mode_switches(data):
+    X, y = data
+    module = classifier(freeze_depth=2, max_epochs=1).fit(X, y).net_.module_
+
+    def modes():
+        return {name: all(m.training for m in stage.modules()) for name, stage in module.stages}
+
+    module.train()
+    assert modes() == {"stem": False, "block1": False, "block2": True} and module.head.training
+    module.eval()
+    assert not any(m.training for m in module.modules())
+    module.train()
+    assert modes() == {"stem": False, "block1": False, "block2": True}
+    module.set_frozen(1)  # unfreezing applies the mode anew
+    assert modes() == {"stem": False, "block1": True, "block2": True}
+
+
 def test_freeze_all_trains_only_the_head(data):
     X, y = data
     before = _trunk_state(get_backbone(TINY).module)
