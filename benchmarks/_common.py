@@ -52,7 +52,13 @@ def timer(device="cpu"):
 
 
 def save(name: str, result: dict) -> Path:
-    """Merge ``result`` under ``name`` into ``results/<machine>.json`` and print it."""
+    """Merge ``result`` under ``name`` into ``results/<machine>.json`` and print it.
+
+    A result measured on a subset of its dataset (``result["subset"]``) is kept
+    under ``<name>_subset``, next to (not over) the full-data figure.
+    """
+    if result.get("subset"):
+        name += "_subset"
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{machine_id()}.json"
     data = json.loads(path.read_text()) if path.exists() else {}

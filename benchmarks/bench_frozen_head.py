@@ -41,8 +41,8 @@ def run(quick=False, n_train=None, n_test=None, input_size=112):
                    X_train, y_train, X_test, y_test)
     return {
         "settings": {"backbone": "efficientnet_lite0", "input_size": input_size, "train_images": n_train,
-                     "test_images": n_test, "classifier": "defaults + freeze_depth='all', augment=None",
-                     "subset": n_train < 60000},
+                     "test_images": n_test, "classifier": "defaults + freeze_depth='all', augment=None"},
+        "subset": n_train < 60000 or n_test < 10000,
         "frozen_fine_tuned_classifier": ours,
         "features_scaler_logistic_regression": theirs,
         "time_ratio": round(ours["seconds"] / theirs["seconds"], 3),

@@ -33,13 +33,12 @@ def subset(data, n_train, n_test, seed=0):
 
 
 def raw_loop(X_train, y_train, X_test, y_test, *, epochs, size, batch_size, device):
-    """What one would write by hand: the same model, recipe and batch size."""
+    """What one would write by hand: the same model, recipe, batch size and channels-last layout."""
     torch.manual_seed(0)
     backbone = get_backbone("efficientnet_lite0").module
     model = nn.Sequential(backbone, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 10)).to(device)
     cuda = torch.device(device).type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)  # faster on GPUs and CPUs alike
     steps = epochs * (len(X_train) // batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=steps,
@@ -54,7 +53,7 @@ def raw_loop(X_train, y_train, X_test, y_test, *, epochs, size, batch_size, devi
         xb = xb.to(device, non_blocking=True).float() / 255
         xb = F.interpolate(xb, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
         xb = ((xb - 0.5) / 0.5).expand(-1, 3, -1, -1)
-        return xb.contiguous(memory_format=torch.channels_last) if cuda else xb
+        return xb.contiguous(memory_format=torch.channels_last)
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     with timer(device) as elapsed:
@@ -116,9 +115,27 @@ def run(quick=False, n_train=None, n_test=None, epochs=None, input_size=112, ref
         raw = raw_loop(X_train, y_train, X_test, y_test, epochs=epochs, size=input_size,
                        batch_size=clf.net_.batch_size, device=device)
         result["raw_pytorch_loop"] = raw
-        result["throughput_ratio_vs_raw"] = round(
+        result["whole_run_throughput_ratio"] = round(
             result["sktransfer"]["train_images_per_s"] / raw["train_images_per_s"], 3)
+        result["throughput"] = alternating_throughput(X_train, y_train, input_size, clf.net_.batch_size,
+                                                      device, n=640 if cpu else 20480)
     return result
+
+
+def alternating_throughput(X, y, input_size, batch_size, device, n, rounds=3):
+    """Median images/s of one-epoch runs on ``n`` images, ours and the raw loop taking turns,
+    so that a slow spell of a shared machine hits both sides alike."""
+    ours, raw = [], []
+    for _ in range(rounds):
+        clf = FineTunedClassifier("efficientnet_lite0", max_epochs=1, input_size=input_size,
+                                  batch_size=batch_size).fit(X[:n], y[:n])
+        ours.append(n // batch_size * batch_size / clf.net_.history[-1, "dur"])
+        raw.append(raw_loop(X[:n], y[:n], X[:batch_size], y[:batch_size], epochs=1, size=input_size,
+                            batch_size=batch_size, device=device)["train_images_per_s"])
+    return {"images_per_run": n, "rounds": rounds,
+            "sktransfer_images_per_s": [round(v, 1) for v in ours],
+            "raw_loop_images_per_s": raw,
+            "ratio": round(float(np.median(ours) / np.median(raw)), 3), "target_ratio": 0.9}
 
 
 def main(argv=None):
@@ -131,7 +148,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     result = run(args.quick, args.train, args.test, args.epochs, args.input_size, not args.skip_reference)
-    save("finetune_fashion_mnist" + ("_subset" if result["subset"] else ""), result)
+    save("finetune_fashion_mnist", result)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     for name in args.only or SUITE:
         result = SUITE[name](quick=args.quick)
-        save(name + ("_subset" if name == "finetune_fashion_mnist" and result["subset"] else ""), result)
+        save(name, result)
     write_table()
 
 
