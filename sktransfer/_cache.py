@@ -131,13 +131,15 @@ class FeatureCache:
                 chunk, index = disk[digest]
                 found[i] = np.array(chunk[index])
                 self._remember(key, [digest], found[i][None])
-        self.hits += len(found)
-        self.misses += len(digests) - len(found)
+        with self._lock:  # parallel transforms (threads) share the counters
+            self.hits += len(found)
+            self.misses += len(digests) - len(found)
         return found
 
     def store(self, key: str, digests, rows: np.ndarray, directory=None) -> None:
         """Keep freshly computed ``rows`` (one per digest), in memory and in ``directory``."""
-        self.computed += len(digests)
+        with self._lock:
+            self.computed += len(digests)
         self._remember(key, digests, rows)
         if directory is not None and len(digests):
             self._write(Path(directory) / key, digests, rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Optional
 
 import numpy as np
 import torch
@@ -30,11 +31,13 @@ def inference(device: torch.device, autocast_dtype=None):
 
 
 def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, autocast_dtype=None,
-        verbose=0, out_dtype=torch.float32) -> torch.Tensor:
+        verbose=0, out_dtype=torch.float32, max_bytes=None) -> Optional[torch.Tensor]:
     """``model`` applied to the images at ``indices``, gathered on the host.
 
     On CUDA the results are copied into pinned memory without a synchronization
-    per batch, so the host keeps queueing work ahead of the GPU.
+    per batch, so the host keeps queueing work ahead of the GPU. With
+    ``max_bytes``, returns None as soon as the first batch shows that the
+    whole output would be larger.
     """
     loader = BatchLoader(torch.utils.data.Subset(ImageDataset(source), indices), batch_size, device=device)
     on_cuda = device.type == "cuda"
@@ -43,6 +46,9 @@ def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, a
         for x, _ in progress(loader, enabled=verbose > 0, desc="running the frozen network"):
             result = model(x)
             if out is None:
+                row_bytes = result[0].numel() * out_dtype.itemsize
+                if max_bytes is not None and row_bytes * len(indices) > max_bytes:
+                    return None
                 out = torch.empty((len(indices), *result.shape[1:]), dtype=out_dtype, pin_memory=on_cuda)
             out[position:position + len(result)].copy_(result, non_blocking=on_cuda)
             position += len(result)

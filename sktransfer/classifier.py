@@ -424,10 +424,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         prefix = nn.Sequential(module.preprocess, module.trunk[:depth])
         dtype = autocast or torch.float32
         options = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast, "out_dtype": dtype}
-        one = run(prefix, source, [0], **options)
-        if one.nbytes * len(source) > stage_input_budget():
-            return source
-        return TensorSource("stage_input", run(prefix, source, np.arange(len(source)), **options))
+        stored = run(prefix, source, np.arange(len(source)), max_bytes=stage_input_budget(), **options)
+        return source if stored is None else TensorSource("stage_input", stored)
 
     # --------------------------------------------------------------- predicting
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from numbers import Integral
 from pathlib import Path
@@ -19,6 +20,16 @@ from ._network import FeatureNet, backbone_parts, check_modality, stage_index
 from ._registry import get_backbone
 from ._seeding import seed_from, seeded
 from .backbones._weights import file_weights_id, is_weights_file
+
+
+def check_cache_dir(cache_dir):
+    """``cache_dir`` must be None or a path that is not an existing file."""
+    if cache_dir is None:
+        return
+    if not isinstance(cache_dir, (str, os.PathLike)):
+        raise TypeError(f"cache_dir must be None or a directory path, got {cache_dir!r}")
+    if Path(cache_dir).exists() and not Path(cache_dir).is_dir():
+        raise ValueError(f"cache_dir must be a directory; {str(cache_dir)!r} is a file")
 
 
 def check_batch_size(batch_size):
@@ -184,6 +195,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self : PretrainedFeatureExtractor
         """
         check_batch_size(self.batch_size)
+        check_cache_dir(self.cache_dir)
         seed_from(self.random_state)  # validated even when pretrained weights ignore it
         device = resolve_device(self.device)
         dtype = resolve_precision(self.precision, device)

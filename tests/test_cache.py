@@ -169,8 +169,9 @@ class Counter:
         self.images += len(args[0])
 
 
-# stored stage outputs: one image first sizes the storage, then all 48 run once
-@pytest.mark.parametrize("freeze_depth, stage_runs", [("all", 48), (2, 49), (1, 49), (0, None)])
+# the frozen part runs once over the 48 images, whether it ends in pooled features or in a
+# stored stage output
+@pytest.mark.parametrize("freeze_depth, stage_runs", [("all", 48), (2, 48), (1, 48), (0, None)])
 def test_frozen_part_runs_once_per_fit_and_matches_the_image_path(data, freeze_depth, stage_runs):
     X, y = data
     params = {"freeze_depth": freeze_depth, "augment": None, "max_epochs": 4, "batch_size": 8,
@@ -230,3 +231,17 @@ def test_unseeded_random_networks_are_never_shared(uint8_images):
     b = PretrainedFeatureExtractor("resnet18", **params).fit(uint8_images)
     assert a.model_ is not b.model_
     assert not np.allclose(a.transform(uint8_images), b.transform(uint8_images))
+
+
+def test_stored_stage_outputs_stop_at_the_memory_budget(uint8_images):
+    from sktransfer._features import run
+    from sktransfer._inputs import validate_images
+
+    extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)
+    source = validate_images(extractor, uint8_images, reset=False)
+    options = {"batch_size": 4, "device": torch.device("cpu")}
+    full = run(extractor.model_, source, np.arange(12), **options)
+    assert full.shape == (12, 16)
+    assert run(extractor.model_, source, np.arange(12), max_bytes=12 * 16 * 4 - 1, **options) is None
+    torch.testing.assert_close(run(extractor.model_, source, np.arange(12), max_bytes=12 * 16 * 4, **options),
+                               full, rtol=0, atol=0)

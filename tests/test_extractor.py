@@ -212,6 +212,8 @@ def test_center_crop_ignores_the_borders(rng):
         ({"backbone": TINY, "channel_axis": 2}, ValueError, r"channel_axis must be 'auto', 1 or -1"),
         ({"backbone": TINY, "random_state": "x"}, ValueError, r"random_state must be None"),
         ({"backbone": 18}, TypeError, r"backbone must be a registered name"),
+        ({"backbone": TINY, "cache_dir": 3}, TypeError, r"cache_dir must be None or a directory path"),
+        ({"backbone": TINY, "cache_dir": __file__}, ValueError, r"cache_dir must be a directory; .* is a file"),
     ],
 )
 def test_bad_parameters(params, error, message, uint8_images):
