@@ -67,7 +67,7 @@ def cpu(quick):
         if quick and size == 224:
             continue
         reference, raw_rate = raw_cpu_loop(backbone, X, size)
-        features, rate = _ours(backbone, X, input_size=size)
+        features, rate = _ours(backbone, X, input_size=size, device="cpu")
         results[f"{backbone}@{size}"] = {
             "images": n, "sktransfer_images_per_s": round(rate, 1),
             "raw_fp32_inference_mode_loop_images_per_s": round(raw_rate, 1),

@@ -95,10 +95,12 @@ class ImageSource:
         """
         indices = np.asarray(indices, dtype=np.int64)
         if self.kind == "array":
-            return _array_batch(self.items[indices], self.channels_last)
+            return _array_batch(self.items[_selector(indices)], self.channels_last)
         if self.kind == "tensor":
-            return _tensor_batch(self.items[torch.as_tensor(indices, device=self.items.device)],
-                                 self.channels_last)
+            selector = _selector(indices)
+            if not isinstance(selector, slice):
+                selector = torch.as_tensor(selector, device=self.items.device)
+            return _tensor_batch(self.items[selector], self.channels_last)
         decode = _decode_path if self.kind == "paths" else _decode_pil
         if len(indices) > 1:
             images = list(workers().map(decode, (self.items[i] for i in indices), indices))
@@ -129,6 +131,15 @@ class ImageSource:
         return [_sha(f"pil:{im.mode}:{im.size}".encode(), im.tobytes()) for im in self.items]
 
 
+def _selector(indices: np.ndarray):
+    """A slice for a run of consecutive indices (a view, no copy: the usual case in
+    ``transform``, and a single-threaded gather that can cost more than the forward
+    pass on a GPU), else the indices themselves."""
+    if len(indices) and (np.diff(indices) == 1).all():
+        return slice(int(indices[0]), int(indices[-1]) + 1)
+    return indices
+
+
 def _sha(tag: bytes, data) -> bytes:
     h = hashlib.sha256(tag)
     h.update(data)
@@ -144,6 +155,8 @@ def _file_digest(path, index) -> bytes:
 
 
 def _array_batch(chunk: np.ndarray, channels_last: bool) -> torch.Tensor:
+    if not chunk.flags.writeable:  # torch warns on read-only memory (e.g. a memmap view)
+        chunk = chunk.copy()
     if chunk.dtype != np.uint8:
         chunk = chunk.astype(np.float32 if chunk.dtype.kind == "f" else np.uint8)
     x = torch.from_numpy(np.ascontiguousarray(chunk))

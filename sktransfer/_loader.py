@@ -96,7 +96,8 @@ def _map(batch, fn):
 
 
 def _pin(batch):
-    return _map(batch, lambda t: t.pin_memory())
+    # tensors already on a GPU (a CUDA tensor given as X) need no staging
+    return _map(batch, lambda t: t.pin_memory() if t.device.type == "cpu" else t)
 
 
 def _to(batch, device, non_blocking: bool):
