@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from _common import save
 from sktransfer import PretrainedFeatureExtractor, feature_cache
-from sktransfer._network import FeatureNet
+from sktransfer.nn.networks import FeatureNet
 
 
 def search(X, y, cache, input_size):

@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ._version import __version__
+
 DIGEST_BYTES = 16
 
 
 def config_key(**parts) -> str:
     """A stable key for the configuration ``parts`` (any JSON-serializable values)."""
-    from . import __version__
 
     text = json.dumps({"sktransfer": __version__, **parts}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from ._cache import feature_cache
-from ._inputs import ImageSource
-from ._loader import BatchLoader, ImageDataset
+from .data.inputs import ImageSource
+from .data.loader import BatchLoader, ImageDataset
 from ._progress import progress
 
 

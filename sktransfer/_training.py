@@ -20,7 +20,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import get_len
 from skorch.utils import TeeGenerator
 
-from ._loader import num_batches
+from .data.loader import num_batches
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 

@@ -16,15 +16,15 @@ from skorch.callbacks import EarlyStopping, ProgressBar
 from skorch.dataset import ValidSplit
 from torch import nn
 
-from ._augment import AUGMENTATIONS, FlipCrop
+from .nn.augment import AUGMENTATIONS, FlipCrop
 from ._device import resolve_device, resolve_precision
-from ._freezing import resolve_freeze_depth
-from ._inputs import validate_images
+from .nn.freezing import resolve_freeze_depth
+from .data.inputs import validate_images
 from ._cache import feature_key
 from ._features import extract, run
-from ._loader import BatchLoader, ImageDataset, TensorSource
-from ._network import ClassifierNet, FeatureNet, backbone_parts, check_modality, data_config_for
-from ._registry import get_backbone
+from .data.loader import BatchLoader, ImageDataset, TensorSource
+from .nn.networks import ClassifierNet, FeatureNet, backbone_parts, check_modality, data_config_for
+from .backbones import get_backbone
 from ._seeding import seed_from, seeded
 from ._training import SCHEDULES, HeadFirst, LRSchedule, TransferNet
 from .extractor import check_batch_size, inference_batch_size

@@ -15,9 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 from ._cache import feature_cache, feature_key
 from ._device import resolve_device, resolve_precision
 from ._features import extract
-from ._inputs import validate_images
-from ._network import FeatureNet, backbone_parts, check_modality, stage_index
-from ._registry import get_backbone
+from .data.inputs import validate_images
+from .nn.networks import FeatureNet, backbone_parts, check_modality, stage_index
+from .backbones import get_backbone
 from ._seeding import seed_from, seeded
 from .backbones._weights import file_weights_id, is_weights_file
 

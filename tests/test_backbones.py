@@ -10,7 +10,7 @@ from sklearn.datasets import load_sample_images
 from torch import nn
 
 from sktransfer import PretrainedFeatureExtractor, WeightsUnavailableError, get_backbone
-from sktransfer._pooling import Pool
+from sktransfer.nn.pooling import Pool
 from sktransfer.backbones import torchvision_models
 
 from .conftest import TINY_CONFIG

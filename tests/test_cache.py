@@ -235,7 +235,7 @@ def test_unseeded_random_networks_are_never_shared(uint8_images):
 
 def test_stored_stage_outputs_stop_at_the_memory_budget(uint8_images):
     from sktransfer._features import run
-    from sktransfer._inputs import validate_images
+    from sktransfer.data.inputs import validate_images
 
     extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)
     source = validate_images(extractor, uint8_images, reset=False)

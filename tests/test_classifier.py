@@ -312,7 +312,7 @@ def test_too_few_samples_for_a_validation_split(data):
 
 
 def test_augmentation_flips_and_crops_only_in_training():
-    from sktransfer._augment import FlipCrop
+    from sktransfer.nn.augment import FlipCrop
 
     x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
     for crop in (False, True):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
-from sktransfer._inputs import InputOptions, image_array_source
-from sktransfer._loader import BatchLoader, ImageDataset
+from sktransfer.data.inputs import InputOptions, image_array_source
+from sktransfer.data.loader import BatchLoader, ImageDataset
 
 from .conftest import TINY
 

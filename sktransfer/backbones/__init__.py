@@ -1,18 +1,24 @@
-"""Backbone providers and the types they return.
+"""Backbones: the registry, the types providers return, and the built-in providers.
 
-The providers are imported when the registry is first used, never at
-``import sktransfer`` time.
+The registry (``get_backbone``, ``list_backbones``, ``register_backbone``) is the
+one place that knows where a backbone comes from. The providers are imported
+when the registry is first used, never at ``import sktransfer`` time.
 """
 
 from ._base import Backbone, DataConfig, sequential_backbone
+from ._registry import ENTRY_POINT_GROUP, get_backbone, list_backbones, register_backbone
 from ._weights import WeightsUnavailableError, load_backbone_state, read_state_dict
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "Backbone",
     "DataConfig",
     "WeightsUnavailableError",
+    "get_backbone",
+    "list_backbones",
     "load_backbone_state",
     "read_state_dict",
+    "register_backbone",
     "register_builtin_backbones",
     "sequential_backbone",
 ]

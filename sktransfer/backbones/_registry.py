@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable, Iterable, Optional
 
-from .backbones._base import Backbone
+from ._base import Backbone
 
 ENTRY_POINT_GROUP = "sktransfer.backbones"
 
@@ -215,7 +215,7 @@ def _ensure_loaded() -> None:
         if _loaded:
             return
         _loaded = True  # set first: registering below re-enters this function
-        from .backbones import register_builtin_backbones
+        from . import register_builtin_backbones
 
         register_builtin_backbones(register_backbone)
         _load_plugins()

@@ -7,10 +7,10 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from ._freezing import freeze_stages, keep_frozen_in_eval
-from ._pooling import Pool
-from ._preprocess import Preprocess
-from .backbones._base import Backbone, DataConfig
+from .freezing import freeze_stages, keep_frozen_in_eval
+from .pooling import Pool
+from .preprocess import Preprocess
+from ..backbones._base import Backbone, DataConfig
 
 
 class FeatureNet(nn.Module):

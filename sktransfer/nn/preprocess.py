@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones._base import DataConfig
+from ..backbones._base import DataConfig
 
 RESIZE_MODES = ("squash", "center_crop")
 

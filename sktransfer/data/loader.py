@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ._inputs import ImageSource
+from .inputs import ImageSource
 
 _PREFETCH = 2  # batches read ahead of the one in use
 _DONE = object()
