@@ -42,6 +42,29 @@ class _ForwardFeatures(nn.Module):
         return self.model.forward_features(x)
 
 
+class _Stage(nn.Module):
+    """One of timm's parameter groups: its modules, and the parameters that sit on the
+    model itself (a ViT's class token and position embedding belong to its stem), so
+    that freezing the group freezes them too."""
+
+    def __init__(self, modules, parameters):
+        super().__init__()
+        self.parts = nn.ModuleList(modules)
+        self.loose = nn.ParameterList(parameters)
+
+
+def _stages(timm, model):
+    matcher = model.group_matcher(coarse=True)
+    modules = timm.models.group_modules(model, matcher, return_values=True)
+    parameters = timm.models.group_parameters(model, matcher, return_values=True)
+    stages = []
+    for i in sorted(set(modules) | set(parameters)):
+        owned = {id(p) for m in modules.get(i, []) for p in m.parameters()}
+        loose = [p for p in parameters.get(i, []) if id(p) not in owned]
+        stages.append((f"group{i}", _Stage(modules.get(i, []), loose)))
+    return tuple(stages)
+
+
 def _pretrained_tag(timm, arch, weights):
     tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
     if weights == "DEFAULT" and tags:
@@ -124,8 +147,7 @@ def build(name: str, weights="DEFAULT") -> Backbone:
         fmt = "NLC"
     else:
         fmt = "NHWC" if getattr(model, "output_fmt", "NCHW") == "NHWC" else "NCHW"
-    groups = timm.models.group_modules(model, model.group_matcher(coarse=True), return_values=True)
-    stages = tuple((f"group{i}", nn.ModuleList(mods)) for i, mods in sorted(groups.items()))
+    stages = _stages(timm, model)
     return Backbone(
         module=module,
         stages=stages,
