@@ -4,19 +4,22 @@
 
 * forward passes under autocast (bfloat16/float16) on CUDA, loss in float32,
   gradient scaling for float16;
-* per-batch losses stay on the device during an epoch and are read back once
-  at its end, instead of one ``.item()`` synchronization per batch (which keeps
-  the CPU from queueing work ahead of the GPU);
-* batches come from :class:`~sktransfer._loader.BatchLoader`.
+* per-batch losses are read back to the host once, at the end of each epoch,
+  instead of one ``.item()`` synchronization per batch (which keeps the CPU
+  from queueing work ahead of the GPU); with a ``ProgressBar``, which shows
+  each batch's loss, they are read per batch as in skorch;
+* the loss is weighted per sample when a batch carries ``sample_weight``;
+* batches come from :class:`~sktransfer.data.loader.BatchLoader`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, ProgressBar
 from skorch.dataset import get_len
 from skorch.utils import TeeGenerator
 
@@ -172,22 +175,29 @@ class TransferNet(NeuralNetClassifier):
         return step
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        # skorch's loop; without a progress bar to show each batch's loss, the losses stay
+        # on the device until the epoch ends and come back in one copy
         if iterator is None:
             return
-        losses, sizes, first = [], [], len(self.history[-1]["batches"])
+        live = any(isinstance(cb, ProgressBar) for _, cb in self.callbacks_)
+        records, losses = [], []
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            losses.append(step["loss"].detach())
-            sizes.append(get_len(batch[0]))
+            loss = step["loss"].detach()
+            if live:
+                self.history.record_batch(prefix + "_loss", loss.item())
+            self.history.record_batch(prefix + "_batch_size", get_len(batch[0]))
+            records.append(self.history[-1]["batches"][-1])
+            losses.append(loss)
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        # one device-to-host copy per epoch instead of one per batch
-        values = torch.stack(losses).float().cpu().tolist() if losses else []
-        for i, (value, size) in enumerate(zip(values, sizes)):
-            record = self.history[-1]["batches"][first + i]
-            record[prefix + "_loss"] = value
-            record[prefix + "_batch_size"] = size
-        self.history.record(prefix + "_batch_count", len(losses))
+        if records and not live:
+            for record, value in zip(records, torch.stack(losses).float().cpu().tolist()):
+                record[prefix + "_loss"] = value
+        self.history.record(prefix + "_batch_count", len(records))
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        return self.criterion_(y_pred.float(), y_true)
+        # the criterion returns per-sample losses (reduction="none")
+        losses = self.criterion_(y_pred.float(), y_true)
+        weights = X.get("sample_weight") if isinstance(X, Mapping) else None
+        return (losses * weights).mean() if weights is not None else losses.mean()

@@ -9,25 +9,26 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_scalar
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch.callbacks import EarlyStopping, ProgressBar
 from skorch.dataset import ValidSplit
 from torch import nn
 
-from .nn.augment import AUGMENTATIONS, FlipCrop
-from ._device import resolve_device, resolve_precision
-from .nn.freezing import resolve_freeze_depth
-from .data.inputs import validate_images
 from ._cache import feature_key
+from ._device import inference_batch_size
 from ._features import extract, run
-from .data.loader import BatchLoader, ImageDataset, TensorSource
-from .nn.networks import ClassifierNet, FeatureNet, backbone_parts, check_modality, data_config_for
-from .backbones import get_backbone
-from ._seeding import seed_from, seeded
+from ._memo import load_backbone
+from ._params import IMAGE_PARAMETERS, Interval, StrOptions, invalid, validate_params
+from ._seeding import seeded
+from ._spec import NetworkSpec
 from ._training import SCHEDULES, HeadFirst, LRSchedule, TransferNet
-from .extractor import check_batch_size, inference_batch_size
+from .data.inputs import validate_images
+from .data.loader import BatchLoader, ImageDataset, TensorSource
+from .nn.augment import AUGMENTATIONS, FlipCrop
+from .nn.freezing import resolve_freeze_depth
+from .nn.networks import ClassifierNet, FeatureNet, backbone_parts, data_config_for
 
 
 def stage_input_budget() -> int:
@@ -39,6 +40,7 @@ def stage_input_budget() -> int:
         available = 8 << 30
     return min(8 << 30, available // 4)
 
+
 OPTIMIZERS = {
     "adamw": (torch.optim.AdamW, {}),
     "adam": (torch.optim.Adam, {}),
@@ -47,14 +49,32 @@ OPTIMIZERS = {
 
 
 def _optimizer(optimizer):
-    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
-        return OPTIMIZERS[optimizer.lower()]
-    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-        return optimizer, {}
-    raise ValueError(
-        f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)} or a "
-        "torch.optim.Optimizer subclass"
-    )
+    return OPTIMIZERS[optimizer] if isinstance(optimizer, str) else (optimizer, {})
+
+
+def training_weights(sample_weight, class_weight, y, n_samples):
+    """Per-sample loss weights (``sample_weight`` times the ``class_weight`` of each label),
+    scaled to mean 1 so that learning rates keep their meaning; None when unweighted."""
+    if sample_weight is None and class_weight is None:
+        return None
+    weights = np.ones(n_samples)
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.ndim == 0:
+            weights = np.full(n_samples, float(weights))
+        if weights.shape != (n_samples,):
+            raise ValueError(
+                f"sample_weight.shape == {weights.shape}, expected ({n_samples},): one weight per image"
+            )
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"sample_weight must be finite and non-negative; sample {i} has {weights[i]:g}")
+    if class_weight is not None:
+        weights = weights * compute_sample_weight(class_weight, y)
+    if not weights.sum() > 0:
+        raise ValueError("Sample weights must contain at least one non-zero number: every weight is zero")
+    return (weights / weights.mean()).astype(np.float32)
 
 
 def _labels(y, n_samples):
@@ -110,7 +130,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         Peak learning rate of the head (and of the backbone, times
         ``backbone_lr_ratio``).
     optimizer : {"adamw", "adam", "sgd"} or torch.optim.Optimizer class, default="adamw"
-        ``"sgd"`` uses Nesterov momentum 0.9.
+        ``"sgd"`` uses Nesterov momentum 0.9; a class gets only ``lr`` and
+        ``weight_decay``.
     weight_decay : float, default=0.01
         Decoupled for AdamW, L2 for the others.
     lr_schedule : {"onecycle", "cosine", "constant"}, default="onecycle"
@@ -132,13 +153,23 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         the validation loss has not improved for ``n_iter_no_change`` epochs,
         restoring the best weights.
     validation_fraction : float, default=0.1
+        Fraction of the training data held out for early stopping, in (0, 1).
     n_iter_no_change : int, default=5
+        Epochs without a better validation loss before early stopping ends
+        training.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in scikit-learn's classifiers:
+        ``{label: weight}``, or ``"balanced"`` for weights inversely
+        proportional to class frequencies. Multiplies ``sample_weight``.
     pooling : {"avg", "max", "avgmax", "catavgmax", "token"}, default="avg"
         Pooling of the last stage before the head.
     input_size : int, (int, int) or None, default=None
         Resolution fed to the network; None uses the weights' own.
     resize : {"squash", "center_crop"}, default="squash"
-    device : str, default="auto"
+        ``"squash"`` resizes whole images; ``"center_crop"`` keeps the aspect
+        ratio and crops the center like the weights' evaluation transform.
+    device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Autocast dtype on CUDA ("auto": bfloat16, or float16 with loss scaling
         on GPUs without bfloat16); training on the CPU is always float32.
@@ -215,6 +246,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
+        class_weight=None,
         pooling="avg",
         input_size=None,
         resize="squash",
@@ -247,6 +279,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.class_weight = class_weight
         self.pooling = pooling
         self.input_size = input_size
         self.resize = resize
@@ -261,38 +294,43 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints: dict = {
+        **IMAGE_PARAMETERS,
+        "freeze_depth": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
+        "head_epochs": [Interval(Integral, 0, None, closed="left")],
+        "finetune_lr_scale": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "lr_schedule": [StrOptions(set(SCHEDULES))],
+        "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
+        "backbone_lr_ratio": [Interval(Real, 0, None, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "augment": [StrOptions(set(AUGMENTATIONS)), None],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "warm_start": ["boolean"],
+    }
+
     # ------------------------------------------------------------------ fitting
 
     def _check_params(self):
-        check_scalar(self.max_epochs, "max_epochs", Integral, min_val=1)
-        check_scalar(self.head_epochs, "head_epochs", Integral, min_val=0)
+        validate_params(self)
+        if isinstance(self.optimizer, type) and not issubclass(self.optimizer, torch.optim.Optimizer):
+            raise invalid(self, "optimizer", f"one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass")
         if self.head_epochs >= self.max_epochs:
-            raise ValueError(
-                f"head_epochs={self.head_epochs} leaves no epoch to fine-tune the backbone "
-                f"(max_epochs={self.max_epochs}); use head_epochs < max_epochs or freeze_depth='all'"
+            raise invalid(
+                self, "head_epochs",
+                f"less than max_epochs={self.max_epochs}, leaving epochs to fine-tune the "
+                "backbone (or use freeze_depth='all')",
             )
-        check_scalar(self.lr, "lr", Real, min_val=0, include_boundaries="neither")
-        check_scalar(self.weight_decay, "weight_decay", Real, min_val=0)
-        check_scalar(self.finetune_lr_scale, "finetune_lr_scale", Real, min_val=0,
-                     include_boundaries="neither")
-        check_scalar(self.backbone_lr_ratio, "backbone_lr_ratio", Real, min_val=0)
-        check_scalar(self.label_smoothing, "label_smoothing", Real, min_val=0, max_val=1,
-                     include_boundaries="left")
-        check_scalar(self.warmup_fraction, "warmup_fraction", Real, min_val=0, max_val=1,
-                     include_boundaries="left")
-        check_scalar(self.validation_fraction, "validation_fraction", Real, min_val=0, max_val=1,
-                     include_boundaries="neither")
-        check_scalar(self.n_iter_no_change, "n_iter_no_change", Integral, min_val=1)
-        check_batch_size(self.batch_size)
-        if self.augment is not None and self.augment not in AUGMENTATIONS:
-            raise ValueError(f"augment must be one of {AUGMENTATIONS} or None, got {self.augment!r}")
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
-        return _optimizer(self.optimizer)
 
-    def _build_net(self, backbone, n_classes, device, autocast, optimizer, seed):
+    def _build_net(self, spec, backbone, n_classes):
         depth = resolve_freeze_depth(self.freeze_depth, backbone.stage_names)
-        preprocess, trunk, pool, _ = backbone_parts(self, backbone, len(backbone.stages) - 1)
+        preprocess, trunk, pool, _ = backbone_parts(spec, backbone, len(backbone.stages) - 1)
         module = ClassifierNet(
             preprocess,
             FlipCrop(crop=self.augment == "flip_crop") if self.augment else nn.Identity(),
@@ -304,9 +342,10 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             sequential=backbone.sequential,
         )
         module.set_frozen(depth)
+        device = spec.torch_device
         module.place(device)
-        optimizer_cls, optimizer_kwargs = optimizer
-        batch_size = self.batch_size or (128 if device.type == "cuda" else 32)
+        optimizer_cls, optimizer_kwargs = _optimizer(self.optimizer)
+        batch_size = spec.batch_size or (128 if device.type == "cuda" else 32)
         epochs = self.max_epochs
         segments = [(0, epochs, 1.0)]
         if self.head_epochs:
@@ -326,6 +365,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             module,
             criterion=nn.CrossEntropyLoss,
             criterion__label_smoothing=float(self.label_smoothing),
+            criterion__reduction="none",  # per-sample losses, weighted in get_loss
             optimizer=optimizer_cls,
             optimizer__weight_decay=float(self.weight_decay),
             optimizer__param_groups=[("trunk.*", {"lr": self.lr * self.backbone_lr_ratio})],
@@ -337,21 +377,23 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             iterator_train__shuffle=True,
             iterator_train__drop_last=True,
             iterator_train__device=str(device),
-            iterator_train__seed=seed,
+            iterator_train__seed=spec.seed,
             iterator_valid=BatchLoader,
             iterator_valid__device=str(device),
-            train_split=(ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
+            train_split=(ValidSplit(self.validation_fraction, stratified=True, random_state=spec.seed)
                          if self.early_stopping else None),
             callbacks=callbacks,
             classes=list(range(n_classes)),
             device=str(device),
-            autocast_dtype=autocast,
-            compile=self.compile,
+            autocast_dtype=spec.autocast,
+            compile=spec.compile,
             verbose=self.verbose,
         )
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fine-tune on images ``X`` with labels ``y``.
+
+        Parameters are checked first, then the data, then the backbone is loaded.
 
         Parameters
         ----------
@@ -359,17 +401,18 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             Training images (any input :class:`PretrainedFeatureExtractor` accepts).
         y : array-like of shape (n_samples,)
             Class labels: ints, strings or bools; at least two classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each image in the loss (times its
+            ``class_weight``); None weighs all images alike.
 
         Returns
         -------
         self : FineTunedClassifier
         """
-        optimizer = self._check_params()
-        device = resolve_device(self.device)
-        precision = resolve_precision(self.precision, device)
-        autocast = precision if device.type == "cuda" and precision != torch.float32 else None
+        self._check_params()
+        spec = NetworkSpec.of(self)
         continuing = self.warm_start and hasattr(self, "net_")
-        source = validate_images(self, X, reset=not continuing)
+        source = validate_images(self, X, spec.inputs, reset=not continuing)
         y = _labels(y, len(source))
         if continuing:
             if not np.array_equal(np.unique(y), self.classes_):
@@ -386,38 +429,38 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                     f"{encoder.classes_[0]!r}"
                 )
             encoded = encoder.transform(y)
-        seed = seed_from(self.random_state)
+        weights = training_weights(sample_weight, self.class_weight, y, len(source))
         epochs_before = len(self.net_.history) if continuing else 0
-        with seeded(seed):
+        with seeded(spec.seed):
             if continuing:
                 net = self.net_
             else:
-                backbone = get_backbone(self.backbone, weights=self.weights)
-                check_modality(backbone, self.backbone)
-                net = self._build_net(backbone, len(encoder.classes_), device, autocast, optimizer, seed)
+                backbone = load_backbone(spec, memo=self.cache)
+                net = self._build_net(spec, backbone, len(encoder.classes_))
                 net.initialize()
                 self.classes_ = encoder.classes_
                 self.weights_id_ = backbone.weights_id
-                self.data_config_ = data_config_for(self, backbone)
-            inputs = self._training_inputs(net.module_, source, device, autocast)
-            self.net_ = net.partial_fit(ImageDataset(inputs, encoded.astype(np.int64)), encoded)
-        self.device_ = device
+                self.data_config_ = data_config_for(spec, backbone)
+            self._spec = spec
+            inputs = self._training_inputs(net.module_, source, spec)
+            dataset = ImageDataset(inputs, encoded.astype(np.int64), weights)
+            self.net_ = net.partial_fit(dataset, encoded)
+        self.device_ = spec.torch_device
         self.n_iter_ = len(self.net_.history) - epochs_before
         return self
 
-    def _training_inputs(self, module, source, device, autocast):
+    def _training_inputs(self, module, source, spec):
         """What the net trains on: the images, or the frozen part's outputs computed once."""
         depth, n_stages = module.n_frozen, len(module.stages)
         if not self.cache or self.augment or depth == 0 or (self.head_epochs and depth < n_stages):
             return source
-        batch_size = inference_batch_size(self.batch_size, device, self.data_config_.input_size)
+        device, autocast = spec.torch_device, spec.autocast
+        batch_size = inference_batch_size(spec.batch_size, device, self.data_config_.input_size)
         if depth == n_stages:
-            compute = f"autocast:{autocast}" if autocast is not None else str(torch.float32)
-            key = feature_key(self, self.weights_id_, n_stages - 1, self.data_config_, compute, device.type)
-            features = extract(
-                FeatureNet(module.preprocess, module.trunk, module.pool), source, module.head.in_features,
-                batch_size=batch_size, device=device, key=key, autocast_dtype=autocast,
-            )
+            frozen = FeatureNet(module.preprocess, module.trunk, module.pool)
+            key = feature_key(spec, self.data_config_, n_stages - 1, frozen, autocast)
+            features = extract(frozen, source, module.head.in_features, batch_size=batch_size,
+                               device=device, key=key, autocast_dtype=autocast)
             return TensorSource("features", torch.from_numpy(features))
         if not module.sequential:
             return source
@@ -431,15 +474,15 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X) -> np.ndarray:
         check_is_fitted(self)
-        source = validate_images(self, X, reset=False)
+        source = validate_images(self, X, self._spec.inputs, reset=False)
         return self.net_.forward(ImageDataset(source)).double().numpy()
-
     def predict_proba(self, X):
         """Class probabilities (rows sum to 1), in the order of ``classes_``.
 
         Parameters
         ----------
         X : array-like, tensor, list of PIL images or of paths
+            Images of the kind seen in ``fit``, with a batch axis.
 
         Returns
         -------
@@ -456,6 +499,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like, tensor, list of PIL images or of paths
+            Images of the kind seen in ``fit``, with a batch axis.
 
         Returns
         -------
@@ -470,6 +514,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like, tensor, list of PIL images or of paths
+            Images of the kind seen in ``fit``, with a batch axis.
 
         Returns
         -------

@@ -12,42 +12,14 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._cache import feature_cache, feature_key
-from ._device import resolve_device, resolve_precision
+from ._cache import feature_key
+from ._device import inference_batch_size
 from ._features import extract
+from ._memo import load_backbone
+from ._params import IMAGE_PARAMETERS, Interval, invalid, validate_params
+from ._spec import NetworkSpec
 from .data.inputs import validate_images
-from .nn.networks import FeatureNet, backbone_parts, check_modality, stage_index
-from .backbones import get_backbone
-from ._seeding import seed_from, seeded
-from .backbones._weights import file_weights_id, is_weights_file
-
-
-def check_cache_dir(cache_dir):
-    """``cache_dir`` must be None or a path that is not an existing file."""
-    if cache_dir is None:
-        return
-    if not isinstance(cache_dir, (str, os.PathLike)):
-        raise TypeError(f"cache_dir must be None or a directory path, got {cache_dir!r}")
-    if Path(cache_dir).exists() and not Path(cache_dir).is_dir():
-        raise ValueError(f"cache_dir must be a directory; {str(cache_dir)!r} is a file")
-
-
-def check_batch_size(batch_size):
-    """Validate a ``batch_size`` parameter (None means automatic)."""
-    if batch_size is None:
-        return
-    if not isinstance(batch_size, Integral) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-
-
-def inference_batch_size(batch_size, device: torch.device, input_size) -> int:
-    """``batch_size`` or, when None, a size that keeps activations modest on ``device``."""
-    if batch_size is not None:
-        return int(batch_size)
-    if device.type != "cuda":
-        return 32
-    pixels = input_size[0] * input_size[1]
-    return int(max(32, min(1024, 256 * (224 * 224) // pixels)))
+from .nn.networks import FeatureNet, backbone_parts, stage_index
 
 
 class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -94,18 +66,21 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         Range of float inputs, rescaled to ``[0, 1]``; values outside it raise.
         None uses float values as they are. uint8 inputs are ``[0, 255]``.
     cache : bool, default=True
-        Reuse features computed before for the same images and configuration,
-        across fits, folds, grid points and estimator copies (see
-        ``sktransfer.feature_cache``). Off when ``weights=None`` without a
-        ``random_state`` (every fit draws new weights).
+        Reuse features computed before for the same images, configuration and
+        weights, across fits, folds, grid points and estimator copies (see
+        ``sktransfer.feature_cache``), and reuse loaded weights across fits.
+        The key covers the weights as they are at ``transform`` (one SHA-1
+        pass over them per call, about 20 ms for ResNet-18 on two CPU cores),
+        so editing ``model_`` never returns stale features.
     cache_dir : str, path or None, default=None
         Also keep features in this directory, shared with other processes
         (parallel searches) and later sessions.
     compile : bool, default=False
         ``torch.compile`` the backbone (worth it for long transforms on a GPU;
         the first call compiles).
-    random_state : int or None, default=None
-        Seeds the random initialization when ``weights=None``.
+    random_state : int, RandomState or None, default=None
+        Seeds the random initialization when ``weights=None``; a
+        ``RandomState`` gives one seed per ``fit``.
     verbose : int, default=0
         Show a progress bar while transforming when > 0.
 
@@ -119,8 +94,6 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         The preprocessing applied (the weights' config with ``input_size``).
     weights_id_ : str
         Which weights were loaded.
-    cache_key_ : str or None
-        Key of this configuration in the feature cache (None: not cacheable).
     n_channels_in_ : int or None
         Channels of the images seen in ``fit`` (1 or 3) for array inputs; None
         for files and PIL images, which are read as RGB.
@@ -180,8 +153,16 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints: dict = {
+        **IMAGE_PARAMETERS,
+        "stage": [Interval(Integral, None, None, closed="neither"), str, None],
+        "cache_dir": [str, os.PathLike, None],
+    }
+
     def fit(self, X, y=None):
         """Load the backbone and validate ``X``.
+
+        Parameters are checked first, then ``X``, then the backbone is loaded.
 
         Parameters
         ----------
@@ -194,38 +175,16 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         -------
         self : PretrainedFeatureExtractor
         """
-        check_batch_size(self.batch_size)
-        check_cache_dir(self.cache_dir)
-        seed_from(self.random_state)  # validated even when pretrained weights ignore it
-        device = resolve_device(self.device)
-        dtype = resolve_precision(self.precision, device)
-        validate_images(self, X, reset=True)
-        if self.cache and (self.weights is not None or self.random_state is not None):
-            fitted = feature_cache.network(self._network_key(device, dtype), lambda: self._build(device, dtype))
-        else:
-            fitted = self._build(device, dtype)
-        for name, value in fitted.items():
-            setattr(self, name, value)
-        self.device_ = device
-        return self
-
-    def _network_key(self, device, dtype):
-        weights = self.weights
-        if is_weights_file(weights):  # by content: a file rewritten in place is another network
-            path = Path(weights).expanduser()
-            weights = file_weights_id(path) if path.is_file() else str(path)  # missing: _build raises
-        return repr((self.backbone, weights, self.random_state if self.weights is None else None,
-                     self.stage, self.input_size, self.resize, self.value_range, self.pooling,
-                     str(device), str(dtype), self.compile))
-
-    def _build(self, device, dtype) -> dict:
-        """Load the backbone and assemble the frozen network; returns the fitted attributes."""
-        with seeded(self.random_state):
-            backbone = get_backbone(self.backbone, weights=self.weights)
-        check_modality(backbone, self.backbone)
-        index = stage_index(self.stage, backbone, self.backbone)
-        preprocess, trunk, pool, config = backbone_parts(self, backbone, index)
-        model = FeatureNet(preprocess, trunk, pool).eval().requires_grad_(False).place(device, dtype)
+        validate_params(self)
+        if self.cache_dir is not None and Path(self.cache_dir).is_file():
+            raise invalid(self, "cache_dir", "None or a directory path (this is a file)")
+        spec = NetworkSpec.of(self, stage=self.stage)
+        validate_images(self, X, spec.inputs, reset=True)
+        backbone = load_backbone(spec, memo=self.cache)
+        index = stage_index(spec.stage, backbone, spec.backbone)
+        device = spec.torch_device
+        preprocess, trunk, pool, config = backbone_parts(spec, backbone, index)
+        model = FeatureNet(preprocess, trunk, pool).eval().requires_grad_(False).place(device, spec.dtype)
         if index == len(backbone.stages) - 1:
             width = backbone.num_features
         else:  # an intermediate stage's width is known only by running it
@@ -233,15 +192,16 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
                 probe = torch.zeros((1, 3, *config.input_size), dtype=torch.uint8, device=device)
                 stage_out = model.trunk(model.preprocess(probe))
                 width = stage_out.shape[1 if pool.feature_format == "NCHW" else -1]
-        if self.compile:
+        if spec.compile:
             model.trunk.compile()
-        return {
-            "model_": model,
-            "data_config_": config,
-            "weights_id_": backbone.weights_id,
-            "_n_features_out": pool.width(width),
-            "cache_key_": feature_key(self, backbone.weights_id, index, config, str(dtype), device.type),
-        }
+        self.model_ = model
+        self.data_config_ = config
+        self.weights_id_ = backbone.weights_id
+        self.device_ = device
+        self._n_features_out = pool.width(width)
+        self._spec = spec
+        self._stage_index = index
+        return self
 
     def transform(self, X):
         """Compute pooled features.
@@ -256,12 +216,14 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         features : ndarray of shape (n_samples, n_features_out), float32
         """
         check_is_fitted(self)
-        source = validate_images(self, X, reset=False)
+        source = validate_images(self, X, self._spec.inputs, reset=False)
+        key = None
+        if self.cache:
+            key = feature_key(self._spec, self.data_config_, self._stage_index, self.model_)
         return extract(
             self.model_, source, self._n_features_out,
-            batch_size=inference_batch_size(self.batch_size, self.device_, self.data_config_.input_size),
-            device=self.device_, key=self.cache_key_ if self.cache else None,
-            directory=self.cache_dir, verbose=self.verbose,
+            batch_size=inference_batch_size(self._spec.batch_size, self.device_, self.data_config_.input_size),
+            device=self.device_, key=key, directory=self.cache_dir, verbose=self.verbose,
         )
 
     def __getstate__(self):
@@ -289,10 +251,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         model = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
         if device != state["device_"]:
             model.place(device, torch.float32)
-            if self.__dict__.get("cache_key_") is not None:
-                # float32 on another device gives other numbers than the fitted network
-                self.cache_key_ = f"{self.cache_key_}:loaded-on-{device.type}-float32"
-        if self.compile:
+        if self._spec.compile:
             model.trunk.compile()
         self.model_ = model
         self.device_ = device

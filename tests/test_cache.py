@@ -9,6 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from sktransfer import FeatureCache, FineTunedClassifier, PretrainedFeatureExtractor, feature_cache
+from sktransfer._memo import backbone_memo
 
 from .conftest import TINY
 
@@ -16,8 +17,10 @@ from .conftest import TINY
 @pytest.fixture(autouse=True)
 def empty_cache():
     feature_cache.clear()
+    backbone_memo.clear()
     yield
     feature_cache.clear()
+    backbone_memo.clear()
 
 
 def computed():
@@ -64,8 +67,7 @@ def test_every_part_of_the_configuration_is_in_the_key(uint8_images, change):
     base = PretrainedFeatureExtractor(TINY)
     base.fit_transform(uint8_images)
     other = clone(base).set_params(**change)
-    assert other.fit(uint8_images).cache_key_ != base.cache_key_
-    features = other.transform(uint8_images)
+    features = other.fit(uint8_images).transform(uint8_images)
     assert computed() == 24
     reference = clone(other).set_params(cache=False).fit(uint8_images).transform(uint8_images)
     np.testing.assert_allclose(features, reference, rtol=1e-5, atol=1e-5)
@@ -94,11 +96,28 @@ def test_weight_files_are_keyed_by_content(tmp_path, uint8_images):
     assert not np.allclose(first, second)
 
 
-def test_unseeded_random_weights_are_never_cached(uint8_images):
-    extractor = PretrainedFeatureExtractor("resnet18", weights=None, input_size=32).fit(uint8_images)
-    assert extractor.cache_key_ is None
-    extractor.transform(uint8_images)
-    assert feature_cache.stats() == {"hits": 0, "misses": 0, "computed": 0, "rows": 0, "bytes": 0}
+def test_unseeded_random_weights_never_share_features(uint8_images):
+    params = {"weights": None, "input_size": 32}
+    a = PretrainedFeatureExtractor("resnet18", **params).fit(uint8_images).transform(uint8_images)
+    b = PretrainedFeatureExtractor("resnet18", **params).fit(uint8_images).transform(uint8_images)
+    assert computed() == 24
+    assert not np.allclose(a, b)
+
+
+def test_random_state_instances_give_their_own_weights_and_features(uint8_images):
+    """Item 2: the seed is drawn from a RandomState once per fit; keys use what was drawn."""
+    params = {"weights": None, "input_size": 32}
+    a = PretrainedFeatureExtractor("resnet18", random_state=np.random.RandomState(0), **params)
+    b = PretrainedFeatureExtractor("resnet18", random_state=np.random.RandomState(1), **params)
+    fa, fb = a.fit_transform(uint8_images), b.fit_transform(uint8_images)
+    assert computed() == 24 and not np.allclose(fa, fb)
+    expected = PretrainedFeatureExtractor("resnet18", cache=False, random_state=np.random.RandomState(1),
+                                          **params).fit_transform(uint8_images)
+    np.testing.assert_array_equal(fb, expected)
+    again = a.fit_transform(uint8_images)  # the same instance, drawn from again: new weights
+    assert not np.allclose(again, fa)
+    seeded = PretrainedFeatureExtractor("resnet18", random_state=0, **params)
+    np.testing.assert_array_equal(seeded.fit_transform(uint8_images), clone(seeded).fit_transform(uint8_images))
 
 
 def test_cache_off(uint8_images):
@@ -139,7 +158,8 @@ def test_directory_cache_survives_clearing_memory(tmp_path, uint8_images):
     expected = extractor.transform(uint8_images)
     assert len(list(tmp_path.glob("*/*.digests.npy"))) == 1
     feature_cache.clear()  # as a new process would start
-    (tmp_path / extractor.cache_key_ / "partial.features.npy").write_bytes(b"half-written")
+    (folder,) = tmp_path.iterdir()
+    (folder / "partial.features.npy").write_bytes(b"half-written")
     np.testing.assert_array_equal(extractor.transform(uint8_images), expected)
     assert computed() == 0 and feature_cache.stats()["hits"] == 12
 
@@ -179,9 +199,9 @@ def test_frozen_part_runs_once_per_fit_and_matches_the_image_path(data, freeze_d
     counts = {}
 
     class Counting(FineTunedClassifier):
-        def _training_inputs(self, module, source, device, autocast):
+        def _training_inputs(self, module, source, spec):
             counts["stem"] = Counter(module.trunk.stem)
-            return super()._training_inputs(module, source, device, autocast)
+            return super()._training_inputs(module, source, spec)
 
     fast = Counting(TINY, **params).fit(X, y)
     slow = FineTunedClassifier(TINY, cache=False, **params).fit(X, y)
@@ -200,9 +220,9 @@ def test_augmentation_or_two_stages_keep_the_image_path(data):
         counter = {}
 
         class Counting(type(clf)):
-            def _training_inputs(self, module, source, device, autocast):
+            def _training_inputs(self, module, source, spec):
                 counter["stem"] = Counter(module.trunk.stem)
-                return super()._training_inputs(module, source, device, autocast)
+                return super()._training_inputs(module, source, spec)
 
         Counting(**clf.get_params()).fit(X, y)
         assert counter["stem"].images == 2 * 48
@@ -216,21 +236,39 @@ def test_frozen_features_are_shared_with_the_extractor_on_cpu(data):
     assert computed() == 48
 
 
-def test_equal_extractors_share_one_network(uint8_images):
+def test_each_fitted_estimator_owns_its_network_and_weights_load_once(uint8_images):
+    """Item 3: equal extractors load the weights once but never share a module."""
     first = PretrainedFeatureExtractor(TINY).fit(uint8_images)
-    assert clone(first).fit(uint8_images).model_ is first.model_
-    assert clone(first).set_params(pooling="max").fit(uint8_images).model_ is not first.model_
-    assert PretrainedFeatureExtractor(TINY, cache=False).fit(uint8_images).model_ is not first.model_
-    feature_cache.clear()
-    assert clone(first).fit(uint8_images).model_ is not first.model_
+    second = clone(first).fit(uint8_images)
+    assert backbone_memo.loads == 1
+    assert second.model_ is not first.model_
+    shared = {p.data_ptr() for p in first.model_.parameters()} & {p.data_ptr() for p in second.model_.parameters()}
+    assert not shared
+    expected = first.transform(uint8_images)
+    second.model_.double()  # casting one leaves the other alone
+    assert next(first.model_.parameters()).dtype == torch.float32
+    np.testing.assert_array_equal(first.transform(uint8_images), expected)
+    FineTunedClassifier(TINY, max_epochs=1, batch_size=8).fit(uint8_images, np.arange(12) % 2)
+    assert backbone_memo.loads == 1  # the classifier trained its own copy...
+    np.testing.assert_array_equal(clone(first).fit(uint8_images).transform(uint8_images), expected)  # ...only
 
 
-def test_unseeded_random_networks_are_never_shared(uint8_images):
-    params = {"weights": None, "input_size": 32}
-    a = PretrainedFeatureExtractor("resnet18", **params).fit(uint8_images)
-    b = PretrainedFeatureExtractor("resnet18", **params).fit(uint8_images)
-    assert a.model_ is not b.model_
-    assert not np.allclose(a.transform(uint8_images), b.transform(uint8_images))
+def test_edited_weights_never_return_stale_features(uint8_images):
+    """Item 3: the cache key follows the weights as they are at transform time."""
+    extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)
+    before = extractor.transform(uint8_images)
+    conv = extractor.model_.trunk.stem[0]
+    conv.weight.data.mul_(-1)  # through .data: no autograd version bump to notice
+    after = extractor.transform(uint8_images)
+    assert computed() == 24
+    reference = PretrainedFeatureExtractor(TINY, cache=False).fit(uint8_images)
+    reference.model_.trunk.stem[0].weight.data.mul_(-1)
+    np.testing.assert_array_equal(after, reference.transform(uint8_images))
+    assert not np.allclose(after, before)
+    with torch.no_grad():
+        conv.weight.mul_(-1)  # back to the original weights: their features are still cached
+    np.testing.assert_array_equal(extractor.transform(uint8_images), before)
+    assert computed() == 24
 
 
 def test_stored_stage_outputs_stop_at_the_memory_budget(uint8_images):
@@ -238,7 +276,7 @@ def test_stored_stage_outputs_stop_at_the_memory_budget(uint8_images):
     from sktransfer.data.inputs import validate_images
 
     extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)
-    source = validate_images(extractor, uint8_images, reset=False)
+    source = validate_images(extractor, uint8_images, extractor._spec.inputs, reset=False)
     options = {"batch_size": 4, "device": torch.device("cpu")}
     full = run(extractor.model_, source, np.arange(12), **options)
     assert full.shape == (12, 16)

@@ -270,25 +270,30 @@ def test_bad_labels(data, y, error, message):
         classifier().fit(X, y)
 
 
-@pytest.mark.parametrize("params, error, message", [
-    ({"freeze_depth": 4}, ValueError, r"freeze_depth=4 is out of range: the backbone has 3 stages \(stem, block1, block2\)"),
-    ({"freeze_depth": -1}, ValueError, r"freeze_depth=-1 is out of range"),
-    ({"freeze_depth": 1.5}, TypeError, r"freeze_depth must be an int in \[0, 3\] or 'all', got 1\.5"),
-    ({"freeze_depth": "some"}, TypeError, r"freeze_depth must be an int"),
-    ({"batch_size": 0}, ValueError, r"batch_size must be a positive integer"),
-    ({"optimizer": "lamb"}, ValueError, r"unknown optimizer 'lamb'; use one of \['adam', 'adamw', 'sgd'\]"),
-    ({"lr_schedule": "step"}, ValueError, r"lr_schedule must be one of"),
-    ({"lr": 0}, ValueError, r"lr == 0, must be > 0"),
-    ({"max_epochs": 0}, ValueError, r"max_epochs == 0, must be >= 1"),
-    ({"head_epochs": 2, "max_epochs": 2}, ValueError, r"head_epochs=2 leaves no epoch"),
-    ({"label_smoothing": 1.0}, ValueError, r"label_smoothing == 1.0, must be < 1"),
-    ({"validation_fraction": 1.5}, ValueError, r"validation_fraction == 1.5"),
-    ({"max_epochs": 2.5}, TypeError, r"max_epochs must be an instance of int"),
+# What the constraints table cannot say; scikit-learn's check_param_validation covers the rest.
+@pytest.mark.parametrize("params, message", [
+    ({"freeze_depth": 4}, r"freeze_depth=4 is out of range: the backbone has 3 stages \(stem, block1, block2\)"),
+    ({"head_epochs": 2, "max_epochs": 2}, r"'head_epochs' parameter .* less than max_epochs=2"),
+    ({"optimizer": dict}, r"'optimizer' parameter .* torch.optim.Optimizer subclass"),
+    ({"class_weight": {0: 1.0, 7: 2.0}}, r"class_weight|classes"),
 ])
-def test_bad_parameters(data, params, error, message):
+def test_bad_parameters(data, params, message):
     X, y = data
-    with pytest.raises(error, match=message):
+    with pytest.raises(ValueError, match=message):
         classifier(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("params", [
+    {"early_stopping": "yes"}, {"compile": "no"}, {"cache": "no"}, {"verbose": "2"}, {"freeze_depth": "al"},
+    {"freeze_depth": 1.5}, {"optimizer": "lamb"}, {"lr": 0}, {"augment": True}, {"warm_start": 1},
+])
+def test_parameters_are_checked_before_data_and_weights(params):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    clf = classifier(weights="/nonexistent/weights.pth", **params)
+    name = next(iter(params))
+    with pytest.raises(InvalidParameterError, match=rf"The '{name}' parameter of FineTunedClassifier"):
+        clf.fit("not images", [0, 1])
 
 
 def test_predict_before_fit(data):
@@ -302,7 +307,7 @@ def test_channels_differ_from_training(data):
     X, y = data
     clf = classifier(max_epochs=1).fit(X, y)
     with pytest.raises(ValueError, match=r"X has 1-channel images, but FineTunedClassifier was fitted on 3-channel"):
-        clf.predict(X[..., 0])
+        clf.predict(X[..., :1])
 
 
 def test_too_few_samples_for_a_validation_split(data):
@@ -327,7 +332,77 @@ def test_augmentation_flips_and_crops_only_in_training():
     assert cropped.shape == (16, 3, 4, 4) and not torch.equal(cropped, x.repeat(8, 1, 1, 1))
 
 
-def test_unknown_augmentation(data):
+# ------------------------------------------------------------------- weights (item 7)
+
+
+def test_sample_weight_scales_the_loss_and_only_relative_weights_matter(data):
     X, y = data
-    with pytest.raises(ValueError, match=r"augment must be one of \('flip', 'flip_crop'\) or None"):
-        classifier(augment=True).fit(X, y)
+    plain = classifier(max_epochs=2).fit(X, y).predict_proba(X)
+    doubled = classifier(max_epochs=2).fit(X, y, sample_weight=np.full(48, 2.0)).predict_proba(X)
+    np.testing.assert_array_equal(doubled, plain)
+    without_class_1 = classifier(max_epochs=8).fit(X, y, sample_weight=np.where(y == 1, 0.0, 1.0))
+    assert (without_class_1.predict(X) == 0).all()  # class 1 never entered the loss
+
+
+def test_class_weight_steers_predictions(data):
+    X, y = data
+    assert classifier(max_epochs=8).fit(X, y).score(X, y) == 1.0
+    heavy_0 = classifier(max_epochs=8, class_weight={0: 1000, 1: 1e-4}).fit(X, y)
+    assert (heavy_0.predict(X) == 0).all()
+    # "balanced" weighs each class by the inverse of its count: on an imbalanced subset, the
+    # same as passing those weights by hand
+    keep = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:6]]
+    Xi, yi = X[keep], y[keep]
+    n0, n1 = np.bincount(yi)
+    balanced = classifier(class_weight="balanced").fit(Xi, yi).predict_proba(Xi)
+    manual = classifier().fit(Xi, yi, sample_weight=np.where(yi == 1, n0 / n1, 1.0)).predict_proba(Xi)
+    np.testing.assert_allclose(balanced, manual, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sample_weight, message", [
+    (np.ones(47), r"sample_weight.shape == \(47,\), expected \(48,\)"),
+    (np.r_[np.ones(47), -1.0], r"finite and non-negative; sample 47 has -1"),
+    (np.r_[np.nan, np.ones(47)], r"finite and non-negative; sample 0 has nan"),
+    (np.zeros(48), r"at least one non-zero"),
+])
+def test_bad_sample_weights(data, sample_weight, message):
+    X, y = data
+    with pytest.raises(ValueError, match=message):
+        classifier().fit(X, y, sample_weight=sample_weight)
+
+
+def test_weights_route_through_cross_validate_and_adaboost(data):
+    import sklearn
+    from sklearn.ensemble import AdaBoostClassifier
+    from sklearn.model_selection import KFold, cross_validate
+
+    X, y = data
+    weights = np.linspace(0.5, 2.0, 48)
+    cv = KFold(3)
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf = classifier().set_fit_request(sample_weight=True).set_score_request(sample_weight=False)
+        routed = cross_validate(clf, X, y, params={"sample_weight": weights}, cv=cv,
+                                return_estimator=True)
+    for (train, test), fitted in zip(cv.split(X), routed["estimator"]):
+        by_hand = classifier().fit(X[train], y[train], sample_weight=weights[train])
+        np.testing.assert_array_equal(fitted.predict_proba(X[test]), by_hand.predict_proba(X[test]))
+    boosted = AdaBoostClassifier(classifier(max_epochs=2), n_estimators=2, random_state=0).fit(X, y)
+    assert boosted.score(X, y) > 0.9
+
+
+def test_progress_bar_shows_each_batch_loss(data, monkeypatch):
+    from skorch.callbacks import ProgressBar
+
+    X, y = data
+    shown = []
+    on_batch_end = ProgressBar.on_batch_end
+
+    def spy(self, net, **kwargs):  # what the bar is about to display
+        shown.append(self._get_postfix_dict(net))
+        return on_batch_end(self, net, **kwargs)
+
+    monkeypatch.setattr(ProgressBar, "on_batch_end", spy)
+    clf = classifier(max_epochs=1, verbose=2).fit(X, y)
+    losses = [b["train_loss"] for b in clf.net_.history[-1]["batches"]]
+    assert [p["train_loss"] for p in shown] == losses and len(losses) == 6
+    assert all(isinstance(v, float) and 0 < v < 5 for v in losses)

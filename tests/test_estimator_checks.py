@@ -1,6 +1,7 @@
 """scikit-learn's estimator checks over every sktransfer estimator."""
 
-from sklearn.utils.estimator_checks import parametrize_with_checks
+import pytest
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
 
@@ -34,7 +35,20 @@ _CHECKS_BATCH_DEPENDENT = {
 }
 EXPECTED_FAILURES = {
     "PretrainedFeatureExtractor": _CHECKS_BATCH_DEPENDENT,
-    "FineTunedClassifier": _CHECKS_BATCH_DEPENDENT,
+    "FineTunedClassifier": {
+        **_CHECKS_BATCH_DEPENDENT,
+        "check_sample_weight_equivalence_on_dense_data": (
+            "training is stochastic mini-batch descent: a weight of 2 and a repeated row give the "
+            "same expected gradient, but other batches, shuffles and step counts, so the two "
+            "fitted networks differ by more than the check's tolerance"
+        ),
+        "check_class_weight_classifiers": (
+            "the checked configuration trains 3 epochs of 3 mini-batches, 9 first-order steps, "
+            "which do not reach the weighted optimum on the check's noisy blobs; with 10 epochs "
+            "it predicts class 0 for every test sample "
+            "(tests/test_classifier.py::test_class_weight_steers_predictions)"
+        ),
+    },
 }
 
 
@@ -45,3 +59,9 @@ def _expected_failures(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_param_validation(estimator):
+    # not among parametrize_with_checks' checks in every scikit-learn version: run it here
+    check_param_validation(type(estimator).__name__, estimator)

@@ -248,8 +248,59 @@ def test_ragged_list_of_arrays(rng):
 
 def test_dataframe_of_several_path_columns(tmp_path, uint8_images):
     paths = [str(p) for p in save_pngs(uint8_images[:2], tmp_path)]
-    with pytest.raises(ValueError, match=r"could not convert string to float"):
+    with pytest.raises(ValueError, match=r"frame of 2 columns, 2 of them text \(a, b\); pass the one column"):
         extractor().fit(pd.DataFrame({"a": paths, "b": paths}))
+    with pytest.raises(ValueError, match=r"\(2, 2\) array of strings; pass one column"):
+        extractor().fit(np.array([paths, paths]).T)
+
+
+def test_paths_in_any_one_column_container(tmp_path, uint8_images):
+    """Item 6: polars and pandas frames, (n, 1) object arrays and ColumnTransformer's
+    passthrough output all read as paths, with the same features as a list."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    polars = pytest.importorskip("polars")
+    paths = [str(p) for p in save_pngs(uint8_images[:4], tmp_path)]
+    expected = features(paths)
+    frame = pd.DataFrame({"path": paths, "other": np.arange(4)})
+    containers = {
+        "polars": polars.DataFrame({"path": paths}),
+        "pandas": frame[["path"]],
+        "object array": np.array(paths, dtype=object)[:, None],
+        "Path objects": np.array([Path(p) for p in paths], dtype=object)[:, None],
+    }
+    for name, X in containers.items():
+        np.testing.assert_array_equal(features(X), expected, err_msg=name)
+    pipe = make_pipeline(ColumnTransformer([("img", "passthrough", ["path"])]), extractor())
+    np.testing.assert_array_equal(pipe.fit_transform(frame), expected)
+
+
+def test_one_image_without_a_batch_axis_is_refused(tmp_path, uint8_images):
+    """Item 1: never predictions for another count of images than given."""
+    one = uint8_images[0]  # (20, 24, 3)
+    on_arrays = extractor().fit(uint8_images)
+    with pytest.raises(ValueError, match=r"shape \(20, 24, 3\), one axis less than the 4-D batches.*X\[None\]"):
+        on_arrays.transform(one)
+    assert on_arrays.transform(one[None]).shape == (1, 16)
+    on_files = extractor().fit(save_pngs(uint8_images[:3], tmp_path))
+    with pytest.raises(ValueError, match=r"could be one color image or 20 grayscale images.*X\[None\]"):
+        on_files.transform(one)
+    np.testing.assert_array_equal(on_files.transform(one[None]), on_arrays.transform(one[None]))
+    on_gray = extractor().fit(uint8_images[..., 0])
+    with pytest.raises(ValueError, match=r"shape \(20, 24\), one axis less than the 3-D batches"):
+        on_gray.transform(uint8_images[0, ..., 0])
+    assert on_gray.transform(uint8_images[:5, ..., 0]).shape == (5, 16)  # batches still work
+
+
+def test_decompression_bomb_names_index_and_path(tmp_path, uint8_images, monkeypatch):
+    """Item 5: Pillow's DecompressionBombError becomes a ValueError naming the file."""
+    paths = save_pngs(uint8_images[:3], tmp_path)
+    big = tmp_path / "big.png"
+    Image.new("L", (3000, 3000)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # 3000 x 3000 > 2x the limit
+    with pytest.raises(ValueError, match=r"X\[3\]: image file '.*big\.png' is too large to decode safely"):
+        features([*paths, big])
 
 
 def test_single_image_and_single_path(tmp_path, uint8_images):

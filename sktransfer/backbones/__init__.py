@@ -19,13 +19,13 @@ __all__ = [
     "load_backbone_state",
     "read_state_dict",
     "register_backbone",
-    "register_builtin_backbones",
     "sequential_backbone",
 ]
 
 
 def register_builtin_backbones(register) -> None:
-    """Register the providers that ship with sktransfer through ``register``."""
+    """Register the providers that ship with sktransfer through ``register`` (called by
+    the registry on its first use; not public API)."""
     from . import efficientnet_lite, timm_models, torchvision_models
 
     for name in torchvision_models.model_names():

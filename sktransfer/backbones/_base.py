@@ -119,8 +119,29 @@ class Backbone:
 def sequential_backbone(stages, **kwargs) -> Backbone:
     """Build a :class:`Backbone` whose module runs ``stages`` in order.
 
-    ``stages`` is a list of ``(name, module)`` pairs; every other keyword goes
-    to :class:`Backbone`.
+    Parameters
+    ----------
+    stages : list of (str, torch.nn.Module)
+        The stages, from input to output, with their names.
+    **kwargs
+        Every other field of :class:`Backbone` (``num_features``,
+        ``data_config``, ``stage_formats``...).
+
+    Returns
+    -------
+    backbone : Backbone
+        With ``sequential=True``: a prefix of the stages can run on its own.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sktransfer import DataConfig
+    >>> from sktransfer.backbones import sequential_backbone
+    >>> bb = sequential_backbone(
+    ...     [("stem", nn.Conv2d(3, 8, 3)), ("head", nn.Conv2d(8, 16, 3))], num_features=16,
+    ...     stage_formats=("NCHW", "NCHW"), data_config=DataConfig((32, 32), (0.5,) * 3, (0.5,) * 3))
+    >>> bb.stage_names, bb.sequential
+    (['stem', 'head'], True)
     """
     module = nn.Sequential()
     for name, stage in stages:

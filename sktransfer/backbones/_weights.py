@@ -54,9 +54,31 @@ def file_weights_id(path: Path) -> str:
 def read_state_dict(path) -> tuple[dict[str, torch.Tensor], str]:
     """Read a state dict from ``.pth``/``.pt``/``.bin``/``.safetensors``.
 
-    Returns the state dict (on the CPU) and an id naming the file by content.
     Common checkpoint wrappers (``{"state_dict": ...}``, ``{"model": ...}``)
     and the ``module.`` prefix that ``DataParallel`` adds are removed.
+    Pickled files are read with ``weights_only=True``: no code runs.
+
+    Parameters
+    ----------
+    path : str or path
+        The file.
+
+    Returns
+    -------
+    state_dict : dict of str to torch.Tensor
+        The tensors, on the CPU.
+    weights_id : str
+        Names the file by its content (``file:<name>:<digest>``).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from sktransfer.backbones import read_state_dict
+    >>> path = tempfile.mkdtemp() + "/w.pth"
+    >>> torch.save({"state_dict": {"module.weight": torch.ones(2)}}, path)
+    >>> state, weights_id = read_state_dict(path)
+    >>> list(state), weights_id.startswith("file:w.pth:")
+    (['weight'], True)
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -100,11 +122,38 @@ def load_backbone_state(
 ) -> None:
     """Load ``state_dict`` into ``model``, checking only the backbone's tensors.
 
-    ``model`` is the full network the checkpoint was written for; ``backbone``
-    is the headless part of it that shares its tensors. Keys of the head (what
-    ``model`` has beyond ``backbone``) are ignored, so checkpoints with any
-    number of classes load. Missing or unexpected keys raise a ``ValueError``
-    that lists them.
+    Keys of the head (what ``model`` has beyond ``backbone``) are ignored, so
+    checkpoints with any number of classes load.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The full network the checkpoint was written for.
+    state_dict : dict of str to torch.Tensor
+        The checkpoint's tensors, named as in ``model``.
+    backbone : torch.nn.Module
+        The headless part of ``model`` (sharing its tensors) that must load
+        completely.
+    source : str
+        Where the weights come from, for error messages.
+
+    Raises
+    ------
+    ValueError
+        Listing missing backbone keys and unexpected keys, or tensors whose
+        shapes do not fit.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sktransfer.backbones import load_backbone_state
+    >>> body = nn.Linear(2, 2)
+    >>> model = nn.Sequential(body, nn.Linear(2, 5))
+    >>> state = {"0.weight": torch.eye(2), "0.bias": torch.zeros(2), "1.weight": torch.ones(9, 2)}
+    >>> load_backbone_state(model, state, body, source="example")  # the head's shape is ignored
+    >>> body.weight.tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
     """
     model_state = model.state_dict(keep_vars=True)
     kept = {id(t) for t in backbone.state_dict(keep_vars=True).values()}

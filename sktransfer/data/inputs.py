@@ -7,8 +7,17 @@ Accepted inputs
   ``(n, H*W*C)`` when ``image_shape`` says how to unflatten a row;
 * torch tensors with the same layouts (``(n, C, H, W)`` being the usual one);
 * lists of PIL images;
-* lists, 1-D arrays, pandas Series or one-column DataFrames of file paths
-  (``str`` or ``pathlib.Path``), decoded lazily, in batches, by threads.
+* lists, 1-D arrays, Series or one-column 2-D containers of file paths
+  (``str`` or ``pathlib.Path``): a one-column pandas, polars or pyarrow frame
+  (read through narwhals, as scikit-learn reads frames), an ``(n, 1)`` object
+  array such as ``ColumnTransformer`` passes on; decoded lazily, in batches,
+  by threads.
+
+One image without a batch axis is refused rather than read as a batch of
+rows: after a ``fit`` on ``(n, H, W, C)`` arrays, an ``(H, W, C)`` array is
+one image, and after a ``fit`` on files an ``(H, W, 3)`` array could be one
+color image or ``H`` grayscale ones; the error says to pass ``X[None]`` or
+``[image]``.
 
 Value policy: ``uint8`` is ``[0, 255]``; other integer dtypes must lie in
 ``[0, 255]``; floats must lie in ``value_range`` (default ``[0, 1]``) and are
@@ -28,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+import narwhals.stable.v1 as nw
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -188,6 +198,11 @@ def _decode_path(path, index) -> np.ndarray:
             return _rgb_array(ImageOps.exif_transpose(image))
     except FileNotFoundError:
         raise FileNotFoundError(f"X[{index}]: image file not found: {str(path)!r}") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(
+            f"X[{index}]: image file {str(path)!r} is too large to decode safely ({exc}); "
+            "raise PIL.Image.MAX_IMAGE_PIXELS only for files you trust"
+        ) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ValueError(f"X[{index}]: cannot read image file {str(path)!r}: {exc}") from exc
 
@@ -351,12 +366,46 @@ def list_source(items) -> ImageSource:
 
 
 def is_tabular(x) -> bool:
-    """2-D numeric data (arrays, DataFrames, sparse matrices): flattened pixels."""
-    if hasattr(x, "columns"):  # DataFrame
-        return not (x.shape[1] == 1 and x.dtypes.iloc[0].kind in "OSU")
+    """2-D numeric data (arrays, frames, sparse matrices): flattened pixels."""
     if hasattr(x, "tocsr") or type(x).__module__.startswith("scipy.sparse"):
         return True
-    return isinstance(x, np.ndarray) and x.ndim == 2
+    return isinstance(nw.from_native(x, pass_through=True, eager_only=True), nw.DataFrame) or (
+        isinstance(x, np.ndarray) and x.ndim == 2)
+
+
+def _text_dtype(dtype) -> bool:
+    return dtype == nw.String or dtype == nw.Object or dtype == nw.Categorical
+
+
+def path_column(x):
+    """The items of a one-column container of paths: a frame (pandas, polars, pyarrow...)
+    or Series of strings, or an ``(n, 1)`` array of strings/objects; else None.
+
+    A frame or array of several text columns raises: only one can hold the paths.
+    """
+    native = nw.from_native(x, pass_through=True, eager_only=True, allow_series=True)
+    if isinstance(native, nw.Series):
+        return native.to_list() if _text_dtype(native.dtype) else None
+    if isinstance(native, nw.DataFrame):
+        text = [name for name, dtype in native.schema.items() if _text_dtype(dtype)]
+        if not text:
+            return None
+        if len(native.columns) > 1:
+            raise ValueError(
+                f"X is a frame of {len(native.columns)} columns, {len(text)} of them text "
+                f"({', '.join(map(str, text[:5]))}); pass the one column of image paths, "
+                f"e.g. X[[{str(text[0])!r}]]"
+            )
+        return native.get_column(native.columns[0]).to_list()
+    if isinstance(x, np.ndarray) and x.ndim == 2 and x.size and (
+            x.dtype.kind in "SU" or (x.dtype.kind == "O" and _is_path(x.flat[0]))):
+        if x.shape[1] != 1:
+            raise ValueError(
+                f"X is a {x.shape} array of strings; pass one column of image paths, "
+                "shaped (n,) or (n, 1)"
+            )
+        return x[:, 0].tolist()
+    return None
 
 
 def unflatten(x: np.ndarray, options: InputOptions) -> np.ndarray:
@@ -383,10 +432,9 @@ def image_source(x, options: InputOptions) -> ImageSource:
     """Validate any accepted non-tabular input and describe it."""
     if torch.is_tensor(x):
         return image_array_source(x, options, what="tensor")
-    if hasattr(x, "columns"):  # a one-column DataFrame of paths
-        x = x.iloc[:, 0]
-    if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray):  # pandas Series
-        x = x.to_numpy()
+    native = nw.from_native(x, pass_through=True, eager_only=True, series_only=True)
+    if isinstance(native, nw.Series):  # a Series of numbers: a 1-D array
+        x = native.to_numpy()
     if isinstance(x, Image.Image):
         raise TypeError("X is a single PIL image; pass a list of images, e.g. [image]")
     if isinstance(x, (str, os.PathLike)):
@@ -420,30 +468,54 @@ def _as_array(X):
                 f"X is a list of arrays or numbers that do not stack into one array ({exc}); "
                 "pass images of one size as an (n, H, W[, C]) array, or files/PIL images"
             ) from None
-    if hasattr(X, "__array__") and not (
-        torch.is_tensor(X) or hasattr(X, "iloc") or isinstance(X, (np.ndarray, Image.Image))
-    ):
+    frame = nw.from_native(X, pass_through=True, eager_only=True, allow_series=True) is not X
+    if hasattr(X, "__array__") and not (frame or torch.is_tensor(X) or isinstance(X, (np.ndarray, Image.Image))):
         return np.asarray(X)
     return X
 
 
-def validate_images(estimator, X, *, reset: bool) -> ImageSource:
-    """Validate ``X`` for ``estimator`` (its ``channel_axis``, ``image_shape``, ``value_range``).
+def _one_image_error(estimator, X) -> None:
+    """Refuse one image without a batch axis (or an input that may be one), after ``fit``."""
+    shape = tuple(getattr(X, "shape", ()))
+    fitted = getattr(estimator, "_input_ndim", None)
+    name = type(estimator).__name__
+    if fitted is not None and len(shape) == fitted - 1:
+        raise ValueError(
+            f"X has shape {shape}, one axis less than the {fitted}-D batches of images {name} "
+            f"was fitted on: is it one image? Pass one image with a batch axis, X[None] "
+            "(or as a list, [image])"
+        )
+    from_files = fitted is None and not hasattr(estimator, "n_features_in_")
+    if from_files and len(shape) == 3 and (shape[-1] in (3, 4) or shape[0] in (3, 4)):
+        raise ValueError(
+            f"X of shape {shape} could be one color image or {shape[0]} grayscale images; "
+            f"pass one image with a batch axis, X[None] (or as a list, [image]), or a batch "
+            "of grayscale images with a channel axis, X[..., None]"
+        )
 
-    With ``reset=True`` (in ``fit``) records ``n_channels_in_`` and, for 2-D
-    inputs, ``n_features_in_``/``feature_names_in_`` through scikit-learn's
-    ``validate_data``; otherwise checks ``X`` against them.
+
+def validate_images(estimator, X, options: InputOptions, *, reset: bool) -> ImageSource:
+    """Validate ``X`` as images read with ``options``.
+
+    With ``reset=True`` (in ``fit``) records on ``estimator`` what later
+    inputs are checked against: ``n_channels_in_``, for 2-D inputs
+    ``n_features_in_``/``feature_names_in_`` (through scikit-learn's
+    ``validate_data``), and the number of axes of array inputs. Otherwise
+    checks ``X`` against them.
     """
     from sklearn.utils.validation import validate_data
 
-    options = InputOptions(estimator.channel_axis, estimator.image_shape, estimator.value_range)
-    X = _as_array(X)
+    paths = path_column(X)
+    X = _as_array(X) if paths is None else paths
+    if not reset:
+        _one_image_error(estimator, X)
     if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind not in "OSU":
         raise ValueError(
             f"Expected images, got a 1-D array of shape {X.shape}. Reshape your data to "
             "(n, H, W[, C]) images, or to (n, H*W*C) rows and set image_shape."
         )
-    if is_tabular(X):
+    tabular = is_tabular(X)
+    if tabular:
         rows = validate_data(estimator, X, reset=reset, dtype="numeric", accept_sparse=False)
         source = image_array_source(unflatten(rows, options), options)
     else:
@@ -459,6 +531,7 @@ def validate_images(estimator, X, *, reset: bool) -> ImageSource:
         source = image_source(X, options)
     if reset:
         estimator.n_channels_in_ = source.n_channels
+        estimator._input_ndim = X.ndim if source.kind in ("array", "tensor") and not tabular else None
     elif None not in (source.n_channels, estimator.n_channels_in_) and (
         source.n_channels != estimator.n_channels_in_
     ):

@@ -46,16 +46,22 @@ class TensorSource:
 
 
 class ImageDataset(Dataset):
-    """An :class:`ImageSource` (or :class:`TensorSource`) with optional integer targets,
-    as a torch ``Dataset``.
+    """An :class:`ImageSource` (or :class:`TensorSource`) with optional integer targets
+    and per-sample loss weights, as a torch ``Dataset``.
 
     Indexing returns ``(image, target)`` for compatibility with torch tools;
-    the batch path is :class:`BatchLoader`, which reads whole batches.
+    the batch path is :class:`BatchLoader`, which reads whole batches. With
+    ``weights``, batches are ``{"x" or the source's name: inputs,
+    "sample_weight": weights}``: skorch passes such a dict to the network's
+    ``forward`` as keywords and to ``get_loss`` as ``X``, its documented way of
+    carrying sample weights.
     """
 
-    def __init__(self, source: ImageSource, y: Optional[np.ndarray] = None):
+    def __init__(self, source: ImageSource, y: Optional[np.ndarray] = None,
+                 weights: Optional[np.ndarray] = None):
         self.source = source
         self.y = None if y is None else np.asarray(y)
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
 
     def __len__(self):
         return len(self.source)
@@ -144,6 +150,9 @@ class BatchLoader:
     def _read(self, idx):
         x = self.dataset.source.read(idx)
         y = None if self.dataset.y is None else torch.from_numpy(self.dataset.y[idx])
+        if self.dataset.weights is not None:
+            weights = self.dataset.weights[torch.as_tensor(idx)]
+            x = {**x, "sample_weight": weights} if isinstance(x, dict) else {"x": x, "sample_weight": weights}
         return x, y
 
     def __iter__(self):

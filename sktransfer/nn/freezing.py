@@ -8,20 +8,14 @@ after training.
 
 from __future__ import annotations
 
-from numbers import Integral
-
 
 def resolve_freeze_depth(freeze_depth, stage_names) -> int:
-    """Number of frozen stages for ``freeze_depth`` (an int in [0, n_stages] or ``"all"``)."""
+    """Number of frozen stages for ``freeze_depth`` (a validated int >= 0 or ``"all"``):
+    at most the backbone's number of stages."""
     n = len(stage_names)
     if freeze_depth == "all":
         return n
-    if isinstance(freeze_depth, bool) or not isinstance(freeze_depth, Integral):
-        raise TypeError(
-            f"freeze_depth must be an int in [0, {n}] or 'all', got {freeze_depth!r} "
-            f"({type(freeze_depth).__name__})"
-        )
-    if not 0 <= freeze_depth <= n:
+    if freeze_depth > n:
         raise ValueError(
             f"freeze_depth={freeze_depth} is out of range: the backbone has {n} stages "
             f"({', '.join(stage_names)}), so use 0..{n} or 'all'"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from numbers import Integral
 
 import torch
 from torch import nn
@@ -57,10 +56,11 @@ class ClassifierNet(nn.Module):
         self.n_frozen = 0
         self._applied_mode = None  # (training, n_frozen) that train() last applied
 
-    def forward(self, x=None, *, features=None, stage_input=None):
+    def forward(self, x=None, *, features=None, stage_input=None, sample_weight=None):
         """Logits from raw images ``x``, or from precomputed outputs of the frozen part:
         pooled ``features`` (all stages frozen) or the ``stage_input`` of the first
-        trainable stage."""
+        trainable stage. ``sample_weight`` travels with a batch to the loss and is
+        not used here."""
         if features is None:
             if stage_input is None:
                 stage_input, start = self.augment(self.preprocess(x)), 0
@@ -94,20 +94,18 @@ class ClassifierNet(nn.Module):
         return self
 
 
-def input_size_for(value, config: DataConfig, fixed: bool, name: str) -> tuple:
-    if value is None:
+def _input_size(size, config: DataConfig, fixed: bool, name: str) -> tuple:
+    if size is None:
         return tuple(config.input_size)
-    size = (value, value) if isinstance(value, Integral) else tuple(value)
-    if len(size) != 2 or not all(isinstance(s, Integral) and s >= 1 for s in size):
-        raise ValueError(f"input_size must be a positive int or (height, width), got {value!r}")
-    if fixed and size != tuple(config.input_size):
+    if fixed and tuple(size) != tuple(config.input_size):
         raise ValueError(
-            f"backbone {name!r} only accepts input_size={tuple(config.input_size)}, got {size}"
+            f"backbone {name!r} only accepts input_size={tuple(config.input_size)}, got {tuple(size)}"
         )
-    return size
+    return tuple(size)
 
 
 def stage_index(stage, backbone, name) -> int:
+    """Index of the stage features come from: the last one for None, else by index or name."""
     names = backbone.stage_names
     last = len(names) - 1
     if stage is None:
@@ -116,15 +114,13 @@ def stage_index(stage, backbone, name) -> int:
         if stage not in names:
             raise ValueError(f"backbone {name!r} has no stage {stage!r}; its stages are {names}")
         index = names.index(stage)
-    elif isinstance(stage, Integral) and not isinstance(stage, bool):
+    else:  # a validated int
         if not -len(names) <= stage <= last:
             raise ValueError(
                 f"stage={stage} is out of range for backbone {name!r} with {len(names)} stages "
                 f"({names})"
             )
         index = stage % len(names)
-    else:
-        raise TypeError(f"stage must be None, an int or a stage name, got {type(stage).__name__}")
     if index != last and not backbone.sequential:
         raise ValueError(
             f"backbone {name!r} cannot run a prefix of its stages; only its last stage "
@@ -133,28 +129,20 @@ def stage_index(stage, backbone, name) -> int:
     return index
 
 
-
-def check_modality(backbone: Backbone, name: str) -> None:
-    """Image estimators need image backbones."""
-    if backbone.modality != "image":
-        raise ValueError(f"backbone {name!r} takes {backbone.modality}, not images")
-
-
-def data_config_for(estimator, backbone: Backbone) -> DataConfig:
-    """The backbone's data config at ``estimator.input_size``."""
-    size = input_size_for(estimator.input_size, backbone.data_config, backbone.fixed_input_size,
-                          estimator.backbone)
+def data_config_for(spec, backbone: Backbone) -> DataConfig:
+    """The backbone's data config at ``spec.input_size``."""
     base = backbone.data_config
+    size = _input_size(spec.input_size, base, backbone.fixed_input_size, spec.backbone)
     return DataConfig(size, base.mean, base.std, base.interpolation, base.crop_pct)
 
 
-def backbone_parts(estimator, backbone: Backbone, index: int):
-    """Preprocessing, the stages up to ``index`` and the pooling, from ``estimator``'s
-    ``input_size``, ``resize``, ``value_range`` and ``pooling`` parameters.
+def backbone_parts(spec, backbone: Backbone, index: int):
+    """Preprocessing, the stages up to ``index`` and the pooling, as ``spec`` (a
+    :class:`~sktransfer._spec.NetworkSpec`) asks.
 
     Returns ``(preprocess, trunk, pool, data_config)``.
     """
-    config = data_config_for(estimator, backbone)
-    pool = Pool(estimator.pooling, backbone.stage_formats[index], backbone.num_prefix_tokens)
+    config = data_config_for(spec, backbone)
+    pool = Pool(spec.pooling, backbone.stage_formats[index], backbone.num_prefix_tokens)
     trunk = backbone.module if index == len(backbone.stages) - 1 else backbone.module[: index + 1]
-    return Preprocess(config, estimator.value_range, estimator.resize), trunk, pool, config
+    return Preprocess(config, spec.inputs.value_range, spec.resize), trunk, pool, config

@@ -19,8 +19,6 @@ class Pool(nn.Module):
 
     def __init__(self, mode: str, feature_format: str, num_prefix_tokens: int = 0):
         super().__init__()
-        if mode not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
         if mode == "token" and not (feature_format == "NLC" and num_prefix_tokens):
             raise ValueError(
                 "pooling='token' needs a transformer backbone with a class token; "

@@ -48,8 +48,6 @@ class Preprocess(nn.Module):
     def __init__(self, config: DataConfig, value_range=(0.0, 1.0), resize="squash",
                  channels_last=False, dtype=torch.float32):
         super().__init__()
-        if resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
         self.size = tuple(config.input_size)
         self.interpolation = config.interpolation
         self.crop_pct = config.crop_pct

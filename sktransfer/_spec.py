@@ -1,0 +1,121 @@
+"""What ``fit`` resolves from an estimator's parameters, handed down as one frozen object.
+
+The estimators validate their parameters, resolve what is left open (the seed
+drawn from a ``RandomState``, the device behind ``"auto"``, the precision
+behind ``"auto"``, a weights file's content) and pass a :class:`NetworkSpec`
+to the layers below, which never read an estimator's attributes. Everything
+in it is plain data: strings, numbers and tuples.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from numbers import Integral
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ._device import resolve_device, resolve_precision
+from ._seeding import seed_from
+from .data.inputs import InputOptions
+from .backbones._weights import file_weights_id, is_weights_file
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A resolved network configuration.
+
+    Parameters
+    ----------
+    backbone : str
+        Registered backbone name.
+    weights : Any
+        As given (``"DEFAULT"``, a weights name, an enum member or None), or
+        the absolute path of a weights file.
+    weights_identity : str
+        What identifies those weights: the weights argument as text, or a
+        file's name and content digest (a file rewritten in place is another
+        network).
+    seed : int or None
+        The seed drawn once from ``random_state``.
+    stage : int, str or None
+    pooling, resize : str
+    input_size : (int, int) or None
+    inputs : InputOptions
+        How numeric arrays are read (``channel_axis``, ``image_shape``,
+        ``value_range``).
+    device : str
+        The resolved device, e.g. ``"cpu"`` or ``"cuda:0"``.
+    precision : str
+        The resolved compute dtype name, e.g. ``"float32"`` or ``"bfloat16"``.
+    compile : bool
+    batch_size : int or None
+    """
+
+    backbone: str
+    weights: Any
+    weights_identity: str
+    seed: Optional[int]
+    stage: Any
+    pooling: str
+    resize: str
+    input_size: Optional[tuple]
+    inputs: InputOptions
+    device: str
+    precision: str
+    compile: bool
+    batch_size: Optional[int]
+
+    @classmethod
+    def of(cls, estimator, stage=None) -> "NetworkSpec":
+        """Resolve ``estimator``'s (validated) parameters; draws the seed once."""
+        device = resolve_device(estimator.device)
+        weights = estimator.weights
+        if is_weights_file(weights):
+            path = os.path.abspath(os.path.expanduser(os.fspath(weights)))
+            weights, identity = path, (file_weights_id(Path(path)) if os.path.isfile(path) else path)
+        else:
+            identity = str(weights)
+        size = estimator.input_size
+        return cls(
+            backbone=estimator.backbone,
+            weights=weights,
+            weights_identity=identity,
+            seed=seed_from(estimator.random_state),
+            stage=stage,
+            pooling=estimator.pooling,
+            resize=estimator.resize,
+            input_size=None if size is None else ((size, size) if isinstance(size, Integral) else tuple(size)),
+            inputs=InputOptions(
+                estimator.channel_axis,
+                None if estimator.image_shape is None else tuple(estimator.image_shape),
+                None if estimator.value_range is None else tuple(float(v) for v in estimator.value_range),
+            ),
+            device=str(device),
+            precision=str(resolve_precision(estimator.precision, device)).removeprefix("torch."),
+            compile=bool(estimator.compile),
+            batch_size=estimator.batch_size,
+        )
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return getattr(torch, self.precision)
+
+    @property
+    def autocast(self) -> Optional[torch.dtype]:
+        """Mixed-precision dtype for training on CUDA; None trains in float32."""
+        if self.torch_device.type == "cuda" and self.dtype != torch.float32:
+            return self.dtype
+        return None
+
+    def backbone_key(self) -> Optional[tuple]:
+        """Identifies the loaded backbone (for the memo); None for unseeded random weights."""
+        if self.weights is None and self.seed is None:
+            return None
+        return (self.backbone, self.weights_identity, self.seed if self.weights is None else None)
