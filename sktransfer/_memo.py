@@ -16,10 +16,12 @@ from typing import Callable, Optional
 
 from ._seeding import seeded
 from .backbones import Backbone, get_backbone
+from .backbones._registry import backbone_factory
 
 
 class BackboneMemo:
-    """The last ``max_entries`` loaded backbones, by :meth:`NetworkSpec.backbone_key`.
+    """The last ``max_entries`` loaded backbones, by the factory that built them and
+    :meth:`NetworkSpec.backbone_key` (a name registered again is another backbone).
 
     Parameters
     ----------
@@ -35,21 +37,22 @@ class BackboneMemo:
     def get(self, key: Optional[tuple], load: Callable[[], Backbone]) -> Backbone:
         """A private copy of the backbone for ``key``, loading it with ``load()`` on a miss;
         a None key loads every time and keeps nothing."""
-        with self._lock:
-            kept = self._entries.get(key) if key is not None else None
-            if kept is not None:
-                self._entries.move_to_end(key)
-        if kept is None:
-            kept = load()
+        if key is None:
             with self._lock:
                 self.loads += 1
-                if key is None:
-                    return kept
-                self._entries[key] = kept
+            return load()
+        # held while loading: parallel fits of clones (threads) load the weights once
+        with self._lock:
+            kept = self._entries.get(key)
+            if kept is None:
+                kept = self._entries[key] = load()
+                self.loads += 1
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
-        # one deepcopy of the whole dataclass keeps ``stages`` pointing into the copied module
-        return copy.deepcopy(kept)
+            else:
+                self._entries.move_to_end(key)
+            # one deepcopy of the whole dataclass keeps ``stages`` pointing into the copied module
+            return copy.deepcopy(kept)
 
     def clear(self) -> None:
         """Forget every kept backbone and reset the load counter."""
@@ -68,7 +71,9 @@ def load_backbone(spec, memo: bool = True) -> Backbone:
         with seeded(spec.seed):
             return get_backbone(spec.backbone, weights=spec.weights)
 
-    backbone = backbone_memo.get(spec.backbone_key(), load) if memo else load()
+    key = spec.backbone_key()
+    key = None if key is None or not memo else (backbone_factory(spec.backbone), *key)
+    backbone = backbone_memo.get(key, load)
     if backbone.modality != "image":
         raise ValueError(f"backbone {spec.backbone!r} takes {backbone.modality}, not images")
     return backbone

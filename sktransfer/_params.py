@@ -16,7 +16,7 @@ from numbers import Integral, Real
 
 import torch
 
-try:  # private in scikit-learn, stable since 1.2; pyproject pins the range we test
+try:  # private in scikit-learn, stable since 1.2; a clear error if a release moves it
     from sklearn.utils._param_validation import (
         Interval,
         InvalidParameterError,
@@ -35,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
     ) from exc
 
 from ._device import PRECISIONS
+from .backbones._registry import backbone_factory
 from .nn.pooling import POOLINGS
 from .nn.preprocess import RESIZE_MODES
 
@@ -81,11 +82,21 @@ def _is_int(value, low=None) -> bool:
             and (low is None or value >= low))
 
 
+def _check_no_bool_counts(estimator):
+    # bool is an Integral: scikit-learn's Interval(Integral) lets True pass as 1
+    for name, constraints in estimator._parameter_constraints.items():
+        value = getattr(estimator, name)
+        counts = "random_state" in constraints or any(
+            isinstance(c, Interval) and c.type is Integral for c in constraints)
+        if isinstance(value, bool) and counts and "boolean" not in constraints:
+            raise invalid(estimator, name, "an int, not a bool")
+
+
 def _check_pair_of_ints(estimator, name):
     value = getattr(estimator, name)
     if value is None or _is_int(value):
         return
-    if len(value) != 2 or not all(_is_int(v, 1) for v in value):
+    if isinstance(value, bool) or len(value) != 2 or not all(_is_int(v, 1) for v in value):
         raise invalid(estimator, name, "a positive int, a pair of positive ints (height, width) or None")
 
 
@@ -127,6 +138,8 @@ def validate_params(estimator) -> None:
     validate_parameter_constraints(
         estimator._parameter_constraints, estimator.get_params(deep=False), type(estimator).__name__
     )
+    _check_no_bool_counts(estimator)
+    backbone_factory(estimator.backbone)  # a typo fails here, with close matches
     _check_pair_of_ints(estimator, "input_size")
     _check_image_shape(estimator)
     _check_value_range(estimator)

@@ -15,9 +15,7 @@ def seed_from(random_state):
         return None
     if isinstance(random_state, Integral) and not isinstance(random_state, bool):
         return int(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
-    raise ValueError(f"random_state must be None, an int or a RandomState, got {random_state!r}")
+    return int(random_state.randint(np.iinfo(np.int32).max))  # a validated RandomState
 
 
 @contextlib.contextmanager

@@ -108,6 +108,17 @@ class HeadFirst(Callback):
         net.history.record("frozen_stages", module.n_frozen)
 
 
+class Progress(ProgressBar):
+    """skorch's progress bar, counting the batches the loader yields (it drops a last
+    incomplete training batch)."""
+
+    def _get_batches_per_epoch_phase(self, net, dataset, training):
+        if dataset is None:
+            return 0
+        drop_last = training and net.get_params().get("iterator_train__drop_last", False)
+        return num_batches(get_len(dataset), self._get_batch_size(net, training), drop_last)
+
+
 class TransferNet(NeuralNetClassifier):
     """skorch's NeuralNetClassifier with autocast, batched loss read-back and our loader.
 

@@ -12,7 +12,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
-from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 from torch import nn
 
@@ -23,7 +23,7 @@ from ._memo import load_backbone
 from ._params import IMAGE_PARAMETERS, Interval, StrOptions, invalid, validate_params
 from ._seeding import seeded
 from ._spec import NetworkSpec
-from ._training import SCHEDULES, HeadFirst, LRSchedule, TransferNet
+from ._training import SCHEDULES, HeadFirst, LRSchedule, Progress, TransferNet
 from .data.inputs import validate_images
 from .data.loader import BatchLoader, ImageDataset, TensorSource
 from .nn.augment import AUGMENTATIONS, FlipCrop
@@ -360,7 +360,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.n_iter_no_change, load_best=True)))
         if self.verbose >= 2:
-            callbacks.append(("progress", ProgressBar()))
+            callbacks.append(("progress", Progress()))
         return TransferNet(
             module,
             criterion=nn.CrossEntropyLoss,
@@ -412,7 +412,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         self._check_params()
         spec = NetworkSpec.of(self)
         continuing = self.warm_start and hasattr(self, "net_")
-        source = validate_images(self, X, spec.inputs, reset=not continuing)
+        source, signature = validate_images(self, X, spec.inputs,
+                                            self._input_signature if continuing else None)
         y = _labels(y, len(source))
         if continuing:
             if not np.array_equal(np.unique(y), self.classes_):
@@ -439,6 +440,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                 net = self._build_net(spec, backbone, len(encoder.classes_))
                 net.initialize()
                 self.classes_ = encoder.classes_
+                self.n_channels_in_ = signature.n_channels
+                self._input_signature = signature
                 self.weights_id_ = backbone.weights_id
                 self.data_config_ = data_config_for(spec, backbone)
             self._spec = spec
@@ -474,8 +477,9 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X) -> np.ndarray:
         check_is_fitted(self)
-        source = validate_images(self, X, self._spec.inputs, reset=False)
+        source, _ = validate_images(self, X, self._spec.inputs, self._input_signature)
         return self.net_.forward(ImageDataset(source)).double().numpy()
+
     def predict_proba(self, X):
         """Class probabilities (rows sum to 1), in the order of ``classes_``.
 

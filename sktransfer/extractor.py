@@ -69,9 +69,9 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         Reuse features computed before for the same images, configuration and
         weights, across fits, folds, grid points and estimator copies (see
         ``sktransfer.feature_cache``), and reuse loaded weights across fits.
-        The key covers the weights as they are at ``transform`` (one SHA-1
-        pass over them per call, about 20 ms for ResNet-18 on two CPU cores),
-        so editing ``model_`` never returns stale features.
+        The key covers the weights as they are at ``transform`` (hashed once,
+        and again after any change autograd's version counters see), so
+        editing ``model_`` never returns stale features.
     cache_dir : str, path or None, default=None
         Also keep features in this directory, shared with other processes
         (parallel searches) and later sessions.
@@ -179,7 +179,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         if self.cache_dir is not None and Path(self.cache_dir).is_file():
             raise invalid(self, "cache_dir", "None or a directory path (this is a file)")
         spec = NetworkSpec.of(self, stage=self.stage)
-        validate_images(self, X, spec.inputs, reset=True)
+        _, signature = validate_images(self, X, spec.inputs)
         backbone = load_backbone(spec, memo=self.cache)
         index = stage_index(spec.stage, backbone, spec.backbone)
         device = spec.torch_device
@@ -198,6 +198,8 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.data_config_ = config
         self.weights_id_ = backbone.weights_id
         self.device_ = device
+        self.n_channels_in_ = signature.n_channels
+        self._input_signature = signature
         self._n_features_out = pool.width(width)
         self._spec = spec
         self._stage_index = index
@@ -216,7 +218,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         features : ndarray of shape (n_samples, n_features_out), float32
         """
         check_is_fitted(self)
-        source = validate_images(self, X, self._spec.inputs, reset=False)
+        source, _ = validate_images(self, X, self._spec.inputs, self._input_signature)
         key = None
         if self.cache:
             key = feature_key(self._spec, self.data_config_, self._stage_index, self.model_)

@@ -253,22 +253,50 @@ def test_each_fitted_estimator_owns_its_network_and_weights_load_once(uint8_imag
     np.testing.assert_array_equal(clone(first).fit(uint8_images).transform(uint8_images), expected)  # ...only
 
 
+def test_memo_loads_once_under_threads_and_follows_re_registration(uint8_images):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sktransfer import register_backbone
+
+    from .conftest import tiny_cnn
+
+    extractor = PretrainedFeatureExtractor("test/memo-net")
+    register_backbone("test/memo-net", tiny_cnn, overwrite=True)
+    with ThreadPoolExecutor(4) as pool:
+        fitted = list(pool.map(lambda _: clone(extractor).fit(uint8_images), range(8)))
+    assert backbone_memo.loads == 1 and len({id(e.model_) for e in fitted}) == 8
+
+    def wider(name, weights):  # another network under the same name
+        backbone = tiny_cnn(name, weights)
+        return type(backbone)(**{**vars(backbone), "weights_id": "tiny:wider"})
+
+    register_backbone("test/memo-net", wider, overwrite=True)
+    assert clone(extractor).fit(uint8_images).weights_id_ == "tiny:wider"
+
+
 def test_edited_weights_never_return_stale_features(uint8_images):
     """Item 3: the cache key follows the weights as they are at transform time."""
     extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)
     before = extractor.transform(uint8_images)
     conv = extractor.model_.trunk.stem[0]
-    conv.weight.data.mul_(-1)  # through .data: no autograd version bump to notice
+    with torch.no_grad():
+        conv.weight.mul_(-1)
     after = extractor.transform(uint8_images)
     assert computed() == 24
     reference = PretrainedFeatureExtractor(TINY, cache=False).fit(uint8_images)
-    reference.model_.trunk.stem[0].weight.data.mul_(-1)
+    with torch.no_grad():
+        reference.model_.trunk.stem[0].weight.mul_(-1)
     np.testing.assert_array_equal(after, reference.transform(uint8_images))
     assert not np.allclose(after, before)
-    with torch.no_grad():
-        conv.weight.mul_(-1)  # back to the original weights: their features are still cached
+    # loading a state dict (here: the original weights back) is a change too, and the
+    # original weights' features are still cached
+    original = PretrainedFeatureExtractor(TINY, cache=False).fit(uint8_images).model_.state_dict()
+    extractor.model_.load_state_dict(original)
     np.testing.assert_array_equal(extractor.transform(uint8_images), before)
     assert computed() == 24
+    extractor.model_.trunk.stem[1].running_mean.add_(0.5)  # a buffer, written in place
+    assert not np.allclose(extractor.transform(uint8_images), before)
+    assert computed() == 36
 
 
 def test_stored_stage_outputs_stop_at_the_memory_budget(uint8_images):
@@ -276,7 +304,7 @@ def test_stored_stage_outputs_stop_at_the_memory_budget(uint8_images):
     from sktransfer.data.inputs import validate_images
 
     extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)
-    source = validate_images(extractor, uint8_images, extractor._spec.inputs, reset=False)
+    source, _ = validate_images(extractor, uint8_images, extractor._spec.inputs)
     options = {"batch_size": 4, "device": torch.device("cpu")}
     full = run(extractor.model_, source, np.arange(12), **options)
     assert full.shape == (12, 16)

@@ -402,7 +402,8 @@ def test_progress_bar_shows_each_batch_loss(data, monkeypatch):
         return on_batch_end(self, net, **kwargs)
 
     monkeypatch.setattr(ProgressBar, "on_batch_end", spy)
-    clf = classifier(max_epochs=1, verbose=2).fit(X, y)
+    clf = classifier(max_epochs=1, verbose=2, batch_size=10).fit(X, y)
     losses = [b["train_loss"] for b in clf.net_.history[-1]["batches"]]
-    assert [p["train_loss"] for p in shown] == losses and len(losses) == 6
+    assert [p["train_loss"] for p in shown] == losses and len(losses) == 4  # 48 // 10
     assert all(isinstance(v, float) and 0 < v < 5 for v in losses)
+    assert dict(clf.net_.callbacks_)["progress"].pbar_.total == 4

@@ -218,6 +218,7 @@ def test_bad_parameters(params, message, uint8_images):
 @pytest.mark.parametrize("params", [
     {"compile": "no"}, {"cache": "no"}, {"verbose": "2"}, {"pooling": "mean"}, {"resize": "pad"},
     {"batch_size": 0}, {"precision": "half"}, {"random_state": "x"}, {"backbone": 18},
+    {"batch_size": True}, {"input_size": True}, {"stage": False}, {"random_state": True},
 ])
 def test_parameters_are_checked_before_data_and_weights(params):
     # the data are not images and the weights file does not exist: only a parameter error
@@ -231,6 +232,11 @@ def test_parameters_are_checked_before_data_and_weights(params):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unknown_backbone_is_reported_before_the_data_are_read():
+    with pytest.raises(ValueError, match=r"unknown backbone 'resnt18'; did you mean 'resnet18'"):
+        PretrainedFeatureExtractor("resnt18").fit("not images")
+
+
 def test_cuda_request_without_cuda(uint8_images):
     with pytest.raises(ValueError, match=r"device='cuda' was requested but CUDA is not available"):
         PretrainedFeatureExtractor(TINY, device="cuda").fit(uint8_images)

@@ -246,6 +246,13 @@ def test_ragged_list_of_arrays(rng):
         extractor().fit(ragged)
 
 
+def test_object_frames_of_pixels_are_pixels(uint8_images):
+    rows = uint8_images.reshape(12, -1)
+    params = {"image_shape": (20, 24, 3), "value_range": (0, 255)}
+    expected = features(rows.astype(np.float64), **params)
+    np.testing.assert_array_equal(features(pd.DataFrame(rows).astype(object), **params), expected)
+
+
 def test_dataframe_of_several_path_columns(tmp_path, uint8_images):
     paths = [str(p) for p in save_pngs(uint8_images[:2], tmp_path)]
     with pytest.raises(ValueError, match=r"frame of 2 columns, 2 of them text \(a, b\); pass the one column"):
@@ -280,17 +287,28 @@ def test_one_image_without_a_batch_axis_is_refused(tmp_path, uint8_images):
     """Item 1: never predictions for another count of images than given."""
     one = uint8_images[0]  # (20, 24, 3)
     on_arrays = extractor().fit(uint8_images)
-    with pytest.raises(ValueError, match=r"shape \(20, 24, 3\), one axis less than the 4-D batches.*X\[None\]"):
+    with pytest.raises(ValueError, match=r"shape \(20, 24, 3\): one image of the kind .* \(4-D batches shaped "
+                                         r"\(n, 20, 24, 3\)\); pass one image with a batch axis, X\[None\]"):
         on_arrays.transform(one)
     assert on_arrays.transform(one[None]).shape == (1, 16)
     on_files = extractor().fit(save_pngs(uint8_images[:3], tmp_path))
-    with pytest.raises(ValueError, match=r"could be one color image or 20 grayscale images.*X\[None\]"):
+    with pytest.raises(ValueError, match=r"could be one image or 20 grayscale images.*X\[None\]"):
         on_files.transform(one)
+    with pytest.raises(ValueError, match=r"could be one image or 20 grayscale images"):
+        on_files.transform(one[..., :1])  # one grayscale image with a channel axis
     np.testing.assert_array_equal(on_files.transform(one[None]), on_arrays.transform(one[None]))
     on_gray = extractor().fit(uint8_images[..., 0])
-    with pytest.raises(ValueError, match=r"shape \(20, 24\), one axis less than the 3-D batches"):
+    with pytest.raises(ValueError, match=r"shape \(20, 24\): one image of the kind"):
         on_gray.transform(uint8_images[0, ..., 0])
+    with pytest.raises(ValueError, match=r"could be one color image or 20 grayscale images"):
+        on_gray.transform(one)
     assert on_gray.transform(uint8_images[:5, ..., 0]).shape == (5, 16)  # batches still work
+    # a grayscale batch without its channel axis still reads after a fit on (n, H, W, 1)
+    on_gray_4d = extractor().fit(uint8_images[..., :1])
+    np.testing.assert_array_equal(on_gray_4d.transform(uint8_images[:5, ..., 0]),
+                                  on_gray.transform(uint8_images[:5, ..., 0]))
+    with pytest.raises(ValueError, match=r"shape \(20, 24, 1\): one image of the kind"):
+        on_gray_4d.transform(uint8_images[0, ..., :1])
 
 
 def test_decompression_bomb_names_index_and_path(tmp_path, uint8_images, monkeypatch):

@@ -114,6 +114,14 @@ def _lookup(name: str) -> _Entry:
     )
 
 
+def backbone_factory(name: str) -> BackboneFactory:
+    """The factory registered for ``name``; an unknown name raises ``ValueError`` with
+    close matches. Builds nothing (estimators check their ``backbone`` with it first)."""
+    _ensure_loaded()
+    with _lock:
+        return _lookup(name).factory
+
+
 def get_backbone(name: str, weights: Any = "DEFAULT") -> Backbone:
     """Build the backbone registered as ``name``.
 
@@ -148,10 +156,7 @@ def get_backbone(name: str, weights: Any = "DEFAULT") -> Backbone:
     """
     if not isinstance(name, str):
         raise TypeError(f"backbone must be a registered name (str), got {type(name).__name__}")
-    _ensure_loaded()
-    with _lock:
-        entry = _lookup(name)
-    backbone = entry.factory(name, weights)
+    backbone = backbone_factory(name)(name, weights)
     if not isinstance(backbone, Backbone):
         raise TypeError(
             f"the factory registered for {name!r} returned {type(backbone).__name__}, "

@@ -240,12 +240,7 @@ def _channel_layout(shape, channel_axis) -> bool:
                 "(grayscale, RGB or RGBA) at position 1 or 3"
             )
         return last
-    if channel_axis in (-1, 3):
-        axis, last = 3, True
-    elif channel_axis == 1:
-        axis, last = 1, False
-    else:
-        raise ValueError(f"channel_axis must be 'auto', 1 or -1, got {channel_axis!r}")
+    axis, last = (1, False) if channel_axis == 1 else (3, True)  # a validated parameter
     if shape[axis] not in (1, 3, 4):
         raise ValueError(
             f"images shaped {tuple(shape)} have {shape[axis]} channels on axis {axis}; "
@@ -373,8 +368,12 @@ def is_tabular(x) -> bool:
         isinstance(x, np.ndarray) and x.ndim == 2)
 
 
-def _text_dtype(dtype) -> bool:
-    return dtype == nw.String or dtype == nw.Object or dtype == nw.Categorical
+def _is_text(column) -> bool:
+    """A column of strings or paths (objects only when their first item is one)."""
+    dtype = column.dtype
+    if dtype == nw.String or dtype == nw.Categorical:
+        return True
+    return dtype == nw.Object and len(column) > 0 and _is_path(column[0])
 
 
 def path_column(x):
@@ -385,9 +384,9 @@ def path_column(x):
     """
     native = nw.from_native(x, pass_through=True, eager_only=True, allow_series=True)
     if isinstance(native, nw.Series):
-        return native.to_list() if _text_dtype(native.dtype) else None
+        return native.to_list() if _is_text(native) else None
     if isinstance(native, nw.DataFrame):
-        text = [name for name, dtype in native.schema.items() if _text_dtype(dtype)]
+        text = [name for name in native.columns if _is_text(native.get_column(name))]
         if not text:
             return None
         if len(native.columns) > 1:
@@ -423,8 +422,6 @@ def unflatten(x: np.ndarray, options: InputOptions) -> np.ndarray:
         raise ValueError(
             f"rows of {x.shape[1]} values cannot be reshaped to image_shape={shape}"
         ) from None
-    if images.ndim not in (3, 4):
-        raise ValueError(f"image_shape must be (H, W) or (H, W, C) / (C, H, W), got {shape}")
     return images
 
 
@@ -474,69 +471,110 @@ def _as_array(X):
     return X
 
 
-def _one_image_error(estimator, X) -> None:
-    """Refuse one image without a batch axis (or an input that may be one), after ``fit``."""
+@dataclass(frozen=True)
+class InputSignature:
+    """What ``fit`` saw, for checking later inputs against it.
+
+    Parameters
+    ----------
+    kind : {"array", "files", "rows"}
+        Arrays or tensors of images; files or PIL images (decoded to RGB); or
+        2-D rows of flattened pixels.
+    ndim : int or None
+        Axes of the array inputs (3 or 4).
+    channels_last : bool
+        Where 4-D arrays kept their channels.
+    image_shape : tuple
+        The shape of one image as given (e.g. ``(H, W, C)``), for arrays.
+    n_channels : int or None
+        Channels the network received (1 or 3); None for files.
+    """
+
+    kind: str
+    ndim: Optional[int] = None
+    channels_last: bool = False
+    image_shape: tuple = ()
+    n_channels: Optional[int] = None
+
+
+def _one_image_error(fitted: InputSignature, X, options: InputOptions, name: str) -> None:
+    """Refuse one image without a batch axis, or an input that may be one, after ``fit``
+    (2-D inputs are rows of pixels when ``image_shape`` is set)."""
     shape = tuple(getattr(X, "shape", ()))
-    fitted = getattr(estimator, "_input_ndim", None)
-    name = type(estimator).__name__
-    if fitted is not None and len(shape) == fitted - 1:
+    advice = "pass one image with a batch axis, X[None] (or as a list, [image])"
+    rows = len(shape) == 2 and options.image_shape is not None
+    if fitted.kind == "array" and len(shape) == fitted.ndim - 1 and not rows:
+        one = fitted.image_shape
+        channel_axis = -1 if fitted.channels_last else 0
+        if len(shape) == 2 or shape[channel_axis] == one[channel_axis]:
+            raise ValueError(
+                f"X has shape {shape}: one image of the kind {name} was fitted on "
+                f"({fitted.ndim}-D batches shaped (n, {', '.join(map(str, one))})); {advice}"
+            )
+    colour = len(shape) == 3 and shape[-1] in (3, 4)
+    if fitted.kind == "array" and fitted.ndim == 3 and colour and fitted.image_shape[-1] not in (3, 4):
         raise ValueError(
-            f"X has shape {shape}, one axis less than the {fitted}-D batches of images {name} "
-            f"was fitted on: is it one image? Pass one image with a batch axis, X[None] "
-            "(or as a list, [image])"
+            f"X of shape {shape} could be one color image or {shape[0]} grayscale images "
+            f"like the (n, H, W) batches {name} was fitted on; {advice}"
         )
-    from_files = fitted is None and not hasattr(estimator, "n_features_in_")
-    if from_files and len(shape) == 3 and (shape[-1] in (3, 4) or shape[0] in (3, 4)):
+    if fitted.kind == "files" and len(shape) == 3 and (shape[-1] in (1, 3, 4) or shape[0] in (3, 4)):
         raise ValueError(
-            f"X of shape {shape} could be one color image or {shape[0]} grayscale images; "
-            f"pass one image with a batch axis, X[None] (or as a list, [image]), or a batch "
-            "of grayscale images with a channel axis, X[..., None]"
+            f"X of shape {shape} could be one image or {shape[0]} grayscale images; {advice}, "
+            "or a batch of grayscale images with a channel axis, X[..., None]"
         )
 
 
-def validate_images(estimator, X, options: InputOptions, *, reset: bool) -> ImageSource:
+def validate_images(estimator, X, options: InputOptions, fitted: Optional[InputSignature] = None):
     """Validate ``X`` as images read with ``options``.
 
-    With ``reset=True`` (in ``fit``) records on ``estimator`` what later
-    inputs are checked against: ``n_channels_in_``, for 2-D inputs
-    ``n_features_in_``/``feature_names_in_`` (through scikit-learn's
-    ``validate_data``), and the number of axes of array inputs. Otherwise
-    checks ``X`` against them.
+    In ``fit`` (``fitted`` is None) describes ``X``; afterwards checks ``X``
+    against ``fitted``. ``estimator`` is used only as scikit-learn's
+    ``validate_data`` uses it, for 2-D rows (``n_features_in_``,
+    ``feature_names_in_``).
+
+    Returns
+    -------
+    source : ImageSource
+    signature : InputSignature
     """
     from sklearn.utils.validation import validate_data
 
+    name = type(estimator).__name__
     paths = path_column(X)
     X = _as_array(X) if paths is None else paths
-    if not reset:
-        _one_image_error(estimator, X)
+    if fitted is not None:
+        _one_image_error(fitted, X, options, name)
     if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind not in "OSU":
         raise ValueError(
             f"Expected images, got a 1-D array of shape {X.shape}. Reshape your data to "
             "(n, H, W[, C]) images, or to (n, H*W*C) rows and set image_shape."
         )
     tabular = is_tabular(X)
+    if fitted is not None and fitted.kind == "rows" and not tabular:
+        raise ValueError(
+            f"{name} was fitted on 2-D rows of {estimator.n_features_in_} pixel values; "
+            "pass the same kind of input"
+        )
     if tabular:
-        rows = validate_data(estimator, X, reset=reset, dtype="numeric", accept_sparse=False)
+        rows = validate_data(estimator, X, reset=fitted is None, dtype="numeric", accept_sparse=False)
         source = image_array_source(unflatten(rows, options), options)
+        signature = InputSignature("rows", n_channels=source.n_channels)
     else:
-        if reset:
+        if fitted is None:
             for attr in ("n_features_in_", "feature_names_in_"):
                 if hasattr(estimator, attr):
                     delattr(estimator, attr)
-        elif hasattr(estimator, "n_features_in_"):
-            raise ValueError(
-                f"{type(estimator).__name__} was fitted on 2-D rows of "
-                f"{estimator.n_features_in_} pixel values; pass the same kind of input"
-            )
         source = image_source(X, options)
-    if reset:
-        estimator.n_channels_in_ = source.n_channels
-        estimator._input_ndim = X.ndim if source.kind in ("array", "tensor") and not tabular else None
-    elif None not in (source.n_channels, estimator.n_channels_in_) and (
-        source.n_channels != estimator.n_channels_in_
+        if source.kind in ("array", "tensor"):
+            signature = InputSignature("array", X.ndim, source.channels_last, tuple(X.shape[1:]),
+                                       source.n_channels)
+        else:
+            signature = InputSignature("files")
+    if fitted is not None and None not in (source.n_channels, fitted.n_channels) and (
+        source.n_channels != fitted.n_channels
     ):
         raise ValueError(
-            f"X has {source.n_channels}-channel images, but {type(estimator).__name__} was "
-            f"fitted on {estimator.n_channels_in_}-channel images"
+            f"X has {source.n_channels}-channel images, but {name} was "
+            f"fitted on {fitted.n_channels}-channel images"
         )
-    return source
+    return source, signature
