@@ -51,11 +51,13 @@ def timer(device="cpu"):
     elapsed.append(time.perf_counter() - start)
 
 
-def save(name: str, result: dict) -> Path:
+def save(name: str, result: dict, merge: bool = False) -> Path:
     """Merge ``result`` under ``name`` into ``results/<machine>.json`` and print it.
 
     A result measured on a subset of its dataset (``result["subset"]``) is kept
-    under ``<name>_subset``, next to (not over) the full-data figure.
+    under ``<name>_subset``, next to (not over) the full-data figure. With
+    ``merge``, the keys of ``result`` replace those of the saved entry and the
+    others stay (a benchmark run one dataset at a time).
     """
     if result.get("subset"):
         name += "_subset"
@@ -63,7 +65,8 @@ def save(name: str, result: dict) -> Path:
     path = RESULTS / f"{machine_id()}.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     data["machine"] = machine()
-    data.setdefault("benchmarks", {})[name] = result
+    benchmarks = data.setdefault("benchmarks", {})
+    benchmarks[name] = {**benchmarks.get(name, {}), **result} if merge else result
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     print(json.dumps({name: result}, indent=2))
     print(f"saved to {path}")

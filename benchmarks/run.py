@@ -17,6 +17,7 @@ from pathlib import Path
 import bench_frozen_head
 import bench_grid_search
 import bench_memory
+import bench_quality
 import bench_transform
 import finetune_fashion_mnist
 from _common import RESULTS, save
@@ -27,7 +28,10 @@ SUITE = {
     "grid_search_cache": bench_grid_search.run,
     "frozen_head_vs_logistic_regression": bench_frozen_head.run,
     "finetune_fashion_mnist": finetune_fashion_mnist.run,
+    "quality": bench_quality.run,
 }
+# tables of their own in README.md, not figures of the ratio table
+OWN_TABLE = {"quality": bench_quality.write_table}
 
 README = Path(__file__).resolve().parent / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -37,6 +41,8 @@ def _rows(machine_file: Path):
     data = json.loads(machine_file.read_text())
     machine = data["machine"].get("gpu") or f"{data['machine']['cpu_count']}-core CPU"
     for name, result in sorted(data["benchmarks"].items()):
+        if name in OWN_TABLE:
+            continue
         for path, value in _ratios(result):
             yield f"| {machine} | {name} | {path} | {value} |"
 
@@ -69,6 +75,8 @@ def main(argv=None):
     for name in args.only or SUITE:
         result = SUITE[name](quick=args.quick)
         save(name, result)
+        if name in OWN_TABLE and not args.quick:
+            OWN_TABLE[name]()
     write_table()
 
 

@@ -189,43 +189,37 @@ class Counter:
         self.images += len(args[0])
 
 
-# the frozen part runs once over the 48 images, whether it ends in pooled features or in a
-# stored stage output
-@pytest.mark.parametrize("freeze_depth, stage_runs", [("all", 48), (2, 48), (1, 48), (0, None)])
-def test_frozen_part_runs_once_per_fit_and_matches_the_image_path(data, freeze_depth, stage_runs):
+class Counting(FineTunedClassifier):
+    """Counts the images through the first stage over a whole fit."""
+
+    def _build_net(self, spec, backbone, n_classes):
+        self.stem_counter_ = Counter(backbone.module.stem)
+        return super()._build_net(spec, backbone, n_classes)
+
+
+# with a random head, the frozen part runs once over the 48 images, whether it ends in
+# pooled features (the probe of freeze_depth="all") or in a stored stage output
+@pytest.mark.parametrize("freeze_depth, stem_runs", [("all", 48), (2, 48), (1, 48), (0, 4 * 48)])
+def test_frozen_part_runs_once_per_fit_and_matches_the_image_path(data, freeze_depth, stem_runs):
     X, y = data
-    params = {"freeze_depth": freeze_depth, "augment": None, "max_epochs": 4, "batch_size": 8,
-              "lr": 1e-2, "random_state": 0}
-    counts = {}
-
-    class Counting(FineTunedClassifier):
-        def _training_inputs(self, module, source, spec):
-            counts["stem"] = Counter(module.trunk.stem)
-            return super()._training_inputs(module, source, spec)
-
+    params = {"freeze_depth": freeze_depth, "head_init": "random", "augment": None, "max_epochs": 4,
+              "batch_size": 8, "lr": 1e-2, "random_state": 0}
     fast = Counting(TINY, **params).fit(X, y)
     slow = FineTunedClassifier(TINY, cache=False, **params).fit(X, y)
-    if stage_runs is None:
-        assert counts["stem"].images == 4 * 48  # nothing frozen: every epoch runs everything
-    else:
-        assert counts["stem"].images == stage_runs  # the frozen part ran once
+    assert fast.stem_counter_.images == stem_runs
     np.testing.assert_allclose(fast.predict_proba(X), slow.predict_proba(X), rtol=1e-4, atol=1e-5)
 
 
-def test_augmentation_or_two_stages_keep_the_image_path(data):
+def test_probe_adds_one_pass_and_augmentation_or_two_stages_keep_the_image_path(data):
     X, y = data
-    for params in ({"freeze_depth": "all", "augment": "flip"},
-                   {"freeze_depth": 1, "augment": None, "head_epochs": 1}):
-        clf = FineTunedClassifier(TINY, max_epochs=2, batch_size=8, random_state=0, **params)
-        counter = {}
-
-        class Counting(type(clf)):
-            def _training_inputs(self, module, source, spec):
-                counter["stem"] = Counter(module.trunk.stem)
-                return super()._training_inputs(module, source, spec)
-
-        Counting(**clf.get_params()).fit(X, y)
-        assert counter["stem"].images == 2 * 48
+    runs = {}
+    for name, params in {"probe": {"freeze_depth": 1, "augment": None, "head_init": "probe"},
+                         "flip": {"freeze_depth": 1, "augment": "flip", "head_init": "random"},
+                         "two stages": {"freeze_depth": 1, "augment": None, "head_epochs": 1}}.items():
+        feature_cache.clear()  # the probes of the first and last fits would share features
+        runs[name] = Counting(TINY, max_epochs=2, batch_size=8, random_state=0, **params).fit(X, y).stem_counter_.images
+    # the probe's pass, then the stored stage input (probe) or the images each epoch
+    assert runs == {"probe": 48 + 48, "flip": 2 * 48, "two stages": 48 + 2 * 48}
 
 
 def test_frozen_features_are_shared_with_the_extractor_on_cpu(data):

@@ -42,12 +42,6 @@ EXPECTED_FAILURES = {
             "same expected gradient, but other batches, shuffles and step counts, so the two "
             "fitted networks differ by more than the check's tolerance"
         ),
-        "check_class_weight_classifiers": (
-            "the checked configuration trains 3 epochs of 3 mini-batches, 9 first-order steps, "
-            "which do not reach the weighted optimum on the check's noisy blobs; with 10 epochs "
-            "it predicts class 0 for every test sample "
-            "(tests/test_classifier.py::test_class_weight_steers_predictions)"
-        ),
     },
 }
 

@@ -29,8 +29,8 @@ class TensorSource:
     """Precomputed network inputs read as ``{name: rows}`` batches.
 
     ``name`` is the keyword the network's ``forward`` takes them under
-    (``features`` or ``stage_input``): the outputs of frozen stages, computed
-    once per fit instead of once per epoch.
+    (``stage_input``): the outputs of frozen stages, computed once per fit
+    instead of once per epoch.
     """
 
     def __init__(self, name: str, tensor: torch.Tensor):

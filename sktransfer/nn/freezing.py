@@ -8,6 +8,8 @@ after training.
 
 from __future__ import annotations
 
+from torch import nn
+
 
 def resolve_freeze_depth(freeze_depth, stage_names) -> int:
     """Number of frozen stages for ``freeze_depth`` (a validated int >= 0 or ``"all"``):
@@ -33,3 +35,11 @@ def keep_frozen_in_eval(stages, depth: int) -> None:
     """Put the first ``depth`` stages in eval mode (call after ``module.train()``)."""
     for _, stage in stages[:depth]:
         stage.eval()
+
+
+def keep_batchnorm_in_eval(module) -> None:
+    """Put every BatchNorm layer of ``module`` in eval mode: their statistics stay the
+    pretrained ones while their affine weights keep training (call after ``module.train()``)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.eval()
