@@ -12,6 +12,7 @@ from .backbones import (
 )
 from .classifier import FineTunedClassifier
 from .extractor import PretrainedFeatureExtractor
+from .saving import SKOPS_TRUSTED_TYPES, load, save
 
 __all__ = [
     "Backbone",
@@ -19,10 +20,13 @@ __all__ = [
     "FeatureCache",
     "FineTunedClassifier",
     "PretrainedFeatureExtractor",
+    "SKOPS_TRUSTED_TYPES",
     "WeightsUnavailableError",
     "feature_cache",
     "get_backbone",
     "list_backbones",
+    "load",
     "register_backbone",
+    "save",
     "__version__",
 ]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import threading
 import uuid
 import weakref
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._atomic import atomic_path
 from ._version import __version__
 from .data.inputs import workers
 
@@ -216,14 +216,13 @@ class FeatureCache:
     @staticmethod
     def _write(folder: Path, digests, rows):
         folder.mkdir(parents=True, exist_ok=True)
-        name = uuid.uuid4().hex
-        # write to temporary names, then rename: readers only ever see whole chunks,
-        # and the digests file, renamed last, marks a chunk as complete
+        name = uuid.uuid4().hex  # chunks of concurrent writers never share a name
+        # readers only ever see whole files, and the digests file, written last, marks a
+        # chunk as complete
         for suffix, array in (("features", rows.astype(np.float32)),
                               ("digests", np.frombuffer(b"".join(digests), np.uint8).reshape(len(digests), -1))):
-            tmp = folder / f".{name}.{suffix}.tmp.npy"
-            np.save(tmp, array)
-            os.replace(tmp, folder / f"{name}.{suffix}.npy")
+            with atomic_path(folder / f"{name}.{suffix}.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, array)
 
     def _disk(self, directory, key) -> dict:
         """``{digest: (features memmap, row)}`` for every complete chunk in ``directory/key``."""

@@ -134,18 +134,6 @@ class TransferNet(NeuralNetClassifier):
         super().__init__(module, *args, **kwargs)
         self.autocast_dtype = autocast_dtype
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        # ``module`` is the very network saved (device-independently) as ``module_``
-        if state.get("module") is self.__dict__.get("module_"):
-            state["module"] = None
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if self.module is None:
-            self.module = self.module_
-
     def _autocast(self):
         device = torch.device(self.device)
         enabled = self.autocast_dtype is not None and device.type == "cuda"

@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
+from skorch.history import History
 from torch import nn
 
 from ._cache import feature_key
@@ -24,6 +25,7 @@ from ._params import IMAGE_PARAMETERS, Interval, StrOptions, invalid, validate_p
 from ._probe import fit_linear_probe
 from ._seeding import seeded
 from ._spec import NetworkSpec
+from ._state import dump_state, load_network_state, plain, rebuild_backbone, restore_state
 from ._training import SCHEDULES, HeadFirst, LRSchedule, Progress, TransferNet
 from .data.inputs import validate_images
 from .data.loader import BatchLoader, ImageDataset, TensorSource
@@ -378,9 +380,9 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                 "backbone (or use freeze_depth='all')",
             )
 
-    def _build_net(self, spec, backbone, n_classes):
+    def _build_net(self, spec, backbone, n_classes, config=None):
         depth = resolve_freeze_depth(self.freeze_depth, backbone.stage_names)
-        preprocess, trunk, pool, _ = backbone_parts(spec, backbone, len(backbone.stages) - 1)
+        preprocess, trunk, pool, _ = backbone_parts(spec, backbone, len(backbone.stages) - 1, config)
         module = ClassifierNet(
             preprocess,
             FlipCrop(crop=self.augment == "flip_crop") if self.augment else nn.Identity(),
@@ -622,15 +624,26 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
 
     # -------------------------------------------------------------- persistence
 
+    def __getstate__(self):
+        # plain data only: the network travels as numpy arrays of its weights, the skorch
+        # net as its history (the optimizer's moments are not kept: see the user guide)
+        state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
+        net = state.pop("net_", None)
+        if net is not None:
+            state["_history"] = plain(list(net.history))
+        return dump_state(state, None if net is None else net.module_)
+
     def __setstate__(self, state):
+        state, network = restore_state(state, type(self).__name__)
+        history = state.pop("_history", None)
         super().__setstate__(state)
-        net = self.__dict__.get("net_")
-        if net is not None and str(net.device) != net.iterator_valid__device:
-            # skorch mapped the network to an available device on load: follow it
-            device = torch.device(net.device)
-            net.iterator_train__device = net.iterator_valid__device = str(device)
-            net.module_.place(device)
-            self.device_ = device
+        if network is not None:
+            spec = self._spec
+            net = self._build_net(spec, rebuild_backbone(spec), len(self.classes_), self.data_config_)
+            net.initialize()
+            load_network_state(net.module_, network, spec.backbone)
+            net.history = History(history)
+            self.net_ = net
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

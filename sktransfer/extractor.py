@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from numbers import Integral
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from ._features import extract
 from ._memo import load_backbone
 from ._params import IMAGE_PARAMETERS, Interval, invalid, validate_params
 from ._spec import NetworkSpec
+from ._state import dump_state, load_network_state, rebuild_backbone, restore_state
 from .data.inputs import validate_images
 from .nn.networks import FeatureNet, backbone_parts, stage_index
 
@@ -183,8 +182,8 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         backbone = load_backbone(spec, memo=self.cache)
         index = stage_index(spec.stage, backbone, spec.backbone)
         device = spec.torch_device
-        preprocess, trunk, pool, config = backbone_parts(spec, backbone, index)
-        model = FeatureNet(preprocess, trunk, pool).eval().requires_grad_(False).place(device, spec.dtype)
+        model, config = _feature_net(spec, backbone, index)
+        pool = model.pool
         if index == len(backbone.stages) - 1:
             width = backbone.num_features
         else:  # an intermediate stage's width is known only by running it
@@ -192,8 +191,6 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
                 probe = torch.zeros((1, 3, *config.input_size), dtype=torch.uint8, device=device)
                 stage_out = model.trunk(model.preprocess(probe))
                 width = stage_out.shape[1 if pool.feature_format == "NCHW" else -1]
-        if spec.compile:
-            model.trunk.compile()
         self.model_ = model
         self.data_config_ = config
         self.weights_id_ = backbone.weights_id
@@ -228,38 +225,34 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
             device=self.device_, key=key, directory=self.cache_dir, verbose=self.verbose,
         )
 
+    # -------------------------------------------------------------- persistence
+
     def __getstate__(self):
-        state = self.__dict__.copy()
-        if "model_" in state:
-            buffer = io.BytesIO()
-            torch.save(state.pop("model_"), buffer)
-            state["_model_bytes"] = buffer.getvalue()
-        return state
+        # plain data only: the network travels as numpy arrays of its weights
+        state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
+        return dump_state(state, state.pop("model_", None))
 
     def __setstate__(self, state):
-        payload = state.pop("_model_bytes", None)
-        self.__dict__.update(state)
-        if payload is None:
-            return
-        device = state["device_"]
-        if device.type == "cuda" and not torch.cuda.is_available():
-            warnings.warn(
-                f"{type(self).__name__} was fitted on {device}, which is not available here; "
-                "it now runs on the CPU in float32",
-                UserWarning,
-                stacklevel=2,
-            )
-            device = torch.device("cpu")
-        model = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
-        if device != state["device_"]:
-            model.place(device, torch.float32)
-        if self._spec.compile:
-            model.trunk.compile()
-        self.model_ = model
-        self.device_ = device
+        state, network = restore_state(state, type(self).__name__)
+        super().__setstate__(state)
+        if network is not None:
+            spec = self._spec
+            model, _ = _feature_net(spec, rebuild_backbone(spec), self._stage_index, self.data_config_)
+            load_network_state(model, network, spec.backbone)
+            self.model_ = model
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def _feature_net(spec, backbone, index, config=None):
+    """The frozen network from the input to the pooled stage ``index``, on ``spec``'s
+    device and dtype, and its data config."""
+    preprocess, trunk, pool, config = backbone_parts(spec, backbone, index, config)
+    model = FeatureNet(preprocess, trunk, pool).eval().requires_grad_(False).place(spec.torch_device, spec.dtype)
+    if spec.compile:
+        model.trunk.compile()
+    return model, config

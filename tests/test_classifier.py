@@ -1,6 +1,5 @@
 """FineTunedClassifier: scikit-learn behaviour, freezing, schedules, persistence, bad input."""
 
-import pickle
 
 import joblib
 import numpy as np
@@ -16,7 +15,6 @@ from sktransfer import FineTunedClassifier, get_backbone
 from sktransfer._training import lr_factor
 
 from .conftest import TINY
-from .test_extractor import saved_as_cuda
 
 
 def classifier(**params):
@@ -229,26 +227,6 @@ def test_joblib_round_trip(data, tmp_path):
     loaded = joblib.load(tmp_path / "model.joblib")
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the load path of a CPU-only machine")
-def test_gpu_fitted_classifier_loads_on_cpu(data):
-    from skorch.exceptions import DeviceWarning
-
-    X, y = data
-    clf = classifier().fit(X, y)
-    expected = clf.predict_proba(X)
-    net = clf.net_
-    # what a fit on a GPU records
-    net.device = net.iterator_train__device = net.iterator_valid__device = "cuda"
-    clf.device_ = torch.device("cuda")
-    with saved_as_cuda():
-        payload = pickle.dumps(clf)
-    with pytest.warns(DeviceWarning, match=r"(?i)cuda"):
-        loaded = pickle.loads(payload)
-    assert loaded.device_ == torch.device("cpu")
-    assert next(loaded.net_.module_.parameters()).device.type == "cpu"
-    np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=1e-6)
 
 
 def test_verbose_prints_the_epoch_table(data, capsys):

@@ -1,7 +1,5 @@
 """PretrainedFeatureExtractor in pipelines, searches, and persistence."""
 
-import contextlib
-import io
 import pickle
 
 import joblib
@@ -94,48 +92,6 @@ def test_joblib_and_pickle_round_trips(uint8_images, tmp_path):
     joblib.dump(fitted, tmp_path / "model.joblib")
     np.testing.assert_array_equal(joblib.load(tmp_path / "model.joblib").transform(uint8_images), expected)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).transform(uint8_images), expected)
-
-
-_tag_cpu_as_cuda = False
-
-
-def _cuda_tagger(storage):
-    return "cuda:0" if _tag_cpu_as_cuda and storage.device.type == "cpu" else None
-
-
-torch.serialization.register_package(1, _cuda_tagger, lambda storage, location: None)
-
-
-@contextlib.contextmanager
-def saved_as_cuda():
-    """Write every CPU tensor as if it lived on cuda:0, as a GPU-fitted model is written."""
-    global _tag_cpu_as_cuda
-    _tag_cpu_as_cuda = True
-    try:
-        yield
-    finally:
-        _tag_cpu_as_cuda = False
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the load path of a CPU-only machine")
-def test_gpu_fitted_extractor_loads_on_cpu(uint8_images):
-    reference = PretrainedFeatureExtractor("resnet18", weights=None, input_size=32, random_state=0)
-    expected = reference.fit_transform(uint8_images)
-    gpu_like = PretrainedFeatureExtractor(
-        "resnet18", weights=None, input_size=32, random_state=0, precision="bfloat16"
-    ).fit(uint8_images)
-    gpu_like.device_ = torch.device("cuda")  # what a fit on a GPU records
-    with saved_as_cuda():
-        payload = pickle.dumps(gpu_like)
-        model_bytes = gpu_like.__getstate__()["_model_bytes"]
-    with pytest.raises(RuntimeError, match="CUDA"):  # the tensors really are tagged for CUDA
-        torch.load(io.BytesIO(model_bytes), weights_only=False)
-    with pytest.warns(UserWarning, match="fitted on cuda, which is not available here"):
-        loaded = pickle.loads(payload)
-    assert loaded.device_ == torch.device("cpu")
-    assert next(loaded.model_.trunk.parameters()).dtype == torch.float32
-    # bfloat16 weights came back as float32: close to the float32 reference
-    np.testing.assert_allclose(loaded.transform(uint8_images), expected, rtol=0.05, atol=0.05)
 
 
 def test_clone_and_params():

@@ -1,6 +1,5 @@
 """CUDA code paths: skipped without a GPU, run on the GPU machine."""
 
-import io
 import pickle
 
 import numpy as np
@@ -55,9 +54,8 @@ def test_gpu_fitted_extractor_round_trips(uint8_images):
     loaded = pickle.loads(pickle.dumps(extractor))
     assert loaded.device_.type == "cuda"
     np.testing.assert_array_equal(loaded.transform(uint8_images), extractor.transform(uint8_images))
-    model = torch.load(io.BytesIO(extractor.__getstate__()["_model_bytes"]), map_location="cpu",
-                       weights_only=False)
-    assert next(model.parameters()).device.type == "cpu"
+    # the saved weights are host arrays, loadable on a machine without CUDA
+    assert all(isinstance(a, np.ndarray) for a in extractor.__getstate__()["_network"]["arrays"].values())
 
 
 @pytest.mark.parametrize("precision", ["auto", "float16", "float32"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-
+from typing import Optional
 
 import torch
 from torch import nn
@@ -178,13 +178,14 @@ def data_config_for(spec, backbone: Backbone) -> DataConfig:
     return DataConfig(size, base.mean, base.std, base.interpolation, base.crop_pct)
 
 
-def backbone_parts(spec, backbone: Backbone, index: int):
+def backbone_parts(spec, backbone: Backbone, index: int, config: Optional[DataConfig] = None):
     """Preprocessing, the stages up to ``index`` and the pooling, as ``spec`` (a
-    :class:`~sktransfer._spec.NetworkSpec`) asks.
+    :class:`~sktransfer._spec.NetworkSpec`) asks; ``config`` replaces the
+    backbone's data config (a saved network rebuilt with random weights).
 
     Returns ``(preprocess, trunk, pool, data_config)``.
     """
-    config = data_config_for(spec, backbone)
+    config = config or data_config_for(spec, backbone)
     pool = Pool(spec.pooling, backbone.stage_formats[index], backbone.num_prefix_tokens)
     trunk = backbone.module if index == len(backbone.stages) - 1 else backbone.module[: index + 1]
     return Preprocess(config, spec.inputs.value_range, spec.resize), trunk, pool, config

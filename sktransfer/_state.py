@@ -1,0 +1,143 @@
+"""A fitted estimator's state as plain data, and its network rebuilt from that data.
+
+pickle, joblib, cloudpickle, ``copy.deepcopy`` and skops all save what
+``__getstate__`` returns. The estimators return plain data only: their
+parameters, numpy arrays of the network's weights (each tensor once), and
+dicts, tuples, lists, strings and numbers for the rest (data config, input
+signature, resolved spec, training history). Nothing in it is code:
+``__setstate__`` builds the architecture again from the registry name (random
+initialization, seeded, without touching the caller's RNG) and copies the
+stored weights in. A skops file of an estimator therefore needs to trust only
+the estimator classes, and loading one never runs a nested pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._seeding import seeded
+from ._spec import NetworkSpec
+from ._version import __version__
+from .backbones import Backbone, DataConfig, get_backbone
+from .data.inputs import InputOptions, InputSignature
+
+STATE_FORMAT = 1  # bumped when a saved state no longer loads into the current code
+
+_RECORDS = {"data_config_": DataConfig, "_input_signature": InputSignature, "_spec": NetworkSpec}
+
+
+def network_state(module: nn.Module) -> dict:
+    """``{"arrays": {name: ndarray}, "aliases": {name: name}}``: ``module``'s state
+    dict on the host, a tensor reachable under several names (tied weights) stored
+    once. bfloat16 tensors are stored as float32, which holds them exactly."""
+    module = getattr(module, "_orig_mod", module)  # a compiled module's own weights
+    arrays, aliases, seen = {}, {}, {}
+    for name, tensor in module.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
+               tuple(tensor.stride()), tensor.dtype)
+        if tensor.numel() and key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        tensor = tensor.detach().cpu()
+        arrays[name] = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    return {"arrays": arrays, "aliases": aliases}
+
+
+def load_network_state(module: nn.Module, state: dict, backbone: str) -> None:
+    """Copy the weights of :func:`network_state` into ``module`` (same architecture)."""
+    arrays = state["arrays"]
+    for name, array in arrays.items():
+        if not (isinstance(array, np.ndarray) and array.dtype.kind in "biuf"):
+            raise ValueError(f"the saved weight {name!r} is a {type(array).__name__}, not a numeric array")
+    tensors = {name: torch.from_numpy(a if a.flags.writeable else a.copy()) for name, a in arrays.items()}
+    tensors.update({alias: tensors[name] for alias, name in state["aliases"].items()})
+    module = getattr(module, "_orig_mod", module)
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"the saved weights do not fit backbone {backbone!r} as it is registered in this "
+            f"process (another version of its provider?): {exc}"
+        ) from None
+
+
+def rebuild_backbone(spec: NetworkSpec) -> Backbone:
+    """The registered architecture of ``spec.backbone``, randomly initialized: the
+    stored weights replace its values, so neither a weights file nor a download is
+    needed."""
+    with seeded(0):
+        try:
+            return get_backbone(spec.backbone, weights=None)
+        except ValueError as exc:
+            raise ValueError(
+                f"cannot rebuild the saved network: {exc}. Register the backbone (or install its "
+                "plugin) as in the process that fitted the estimator."
+            ) from None
+
+
+def plain(value):
+    """``value`` with numpy scalars made Python numbers, recursively (history entries)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def dump_state(state: dict, network: Optional[nn.Module]) -> dict:
+    """Plain data for ``state`` (an estimator's ``__dict__`` without its network) and
+    ``network``'s weights; an unfitted estimator (``network`` None) keeps its parameters."""
+    state = dict(state, _state_format=STATE_FORMAT, _sktransfer_version=__version__)
+    if network is None:
+        return state
+    state["_network"] = network_state(network)
+    state["device_"] = str(state["device_"])
+    for name in _RECORDS:
+        state[name] = dataclasses.asdict(state[name])
+    spec = state["_spec"]
+    if not isinstance(spec["weights"], (str, type(None))):  # an enum member: its name says it all
+        spec["weights"] = spec["weights_identity"]
+    return state
+
+
+def restore_state(state: dict, owner: str) -> tuple[dict, Optional[dict]]:
+    """The attributes of a :func:`dump_state` state, and the network's weights (None
+    when unfitted). Refuses a state of another format before reading anything else;
+    a network fitted on a device missing here moves to the CPU, with a warning."""
+    state = dict(state)
+    fmt, version = state.pop("_state_format", None), state.pop("_sktransfer_version", None)
+    if fmt != STATE_FORMAT or "_model_bytes" in state:
+        raise ValueError(
+            f"this {owner} was saved by sktransfer {version or '0.1 or older'} in state format "
+            f"{fmt}; sktransfer {__version__} reads format {STATE_FORMAT}. Load it with the "
+            "version that saved it, or fit it again (older files held a nested torch pickle, "
+            "which is never loaded: it could run code)."
+        )
+    network = state.pop("_network", None)
+    if network is None:
+        return state, None
+    for name, record in _RECORDS.items():
+        state[name] = record(**state[name])
+    spec = state["_spec"]
+    spec = dataclasses.replace(spec, inputs=InputOptions(**spec.inputs))
+    device = torch.device(state["device_"])
+    if device.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(
+            f"{owner} was fitted on {device}, which is not available here; it now runs on the "
+            "CPU in float32",
+            UserWarning,
+            stacklevel=3,
+        )
+        device = torch.device("cpu")
+        spec = dataclasses.replace(spec, device="cpu", precision="float32")
+    state["_spec"], state["device_"] = spec, device
+    return state, network

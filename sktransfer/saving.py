@@ -1,0 +1,197 @@
+"""Saving and loading estimators as data: one safetensors file, no code.
+
+:func:`save` writes an estimator's state (see ``__getstate__``) to a single
+`safetensors <https://huggingface.co/docs/safetensors>`_ file: every numeric
+array (the network's weights, ``classes_``...) as a tensor, and everything else
+as JSON in the file's header metadata, under the key ``"sktransfer"``: the
+file format, the library version, the estimator class, backbone name, weights
+identity, parameters and fitted attributes. :func:`load` reads it back without
+evaluating anything: the class comes from a fixed table of this library's
+estimators, and the network is rebuilt from the registry.
+
+For pipelines and searches holding these estimators, use skops with
+:data:`SKOPS_TRUSTED_TYPES` (see the user guide, "Saving and loading models").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from ._atomic import atomic_path
+from ._state import STATE_FORMAT
+from ._version import __version__
+from .classifier import FineTunedClassifier
+from .extractor import PretrainedFeatureExtractor
+
+__all__ = ["SKOPS_TRUSTED_TYPES", "load", "save"]
+
+_ESTIMATORS = {cls.__name__: cls for cls in (PretrainedFeatureExtractor, FineTunedClassifier)}
+
+#: What ``skops.io.load`` must be told to trust for this library's estimators, on
+#: top of skops' defaults (builtins, numpy, scikit-learn): the two estimator
+#: classes, whose state is plain data.
+SKOPS_TRUSTED_TYPES = [f"{cls.__module__}.{cls.__qualname__}" for cls in _ESTIMATORS.values()]
+
+
+def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier], path) -> Path:
+    """Save ``estimator`` to ``path`` as one safetensors file.
+
+    The write is atomic: a temporary file in the same folder, renamed onto
+    ``path`` once complete, so ``path`` is never a partial model.
+
+    Parameters
+    ----------
+    estimator : PretrainedFeatureExtractor or FineTunedClassifier
+        Fitted or not.
+    path : str or path-like
+        The file to write (by convention ending in ``.safetensors``).
+
+    Returns
+    -------
+    path : Path
+
+    Raises
+    ------
+    TypeError
+        For another kind of estimator, or a parameter that JSON cannot hold
+        (a ``RandomState`` as ``random_state``, a weights enum member): name
+        it by an int or a string instead.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from sktransfer import PretrainedFeatureExtractor, save, load
+    >>> X = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    >>> ext = PretrainedFeatureExtractor("resnet18", weights=None, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "extractor.safetensors")
+    >>> _ = save(ext, path)
+    >>> np.array_equal(load(path).transform(X), ext.transform(X))
+    True
+    """
+    if type(estimator) not in _ESTIMATORS.values():
+        raise TypeError(
+            f"save takes a PretrainedFeatureExtractor or a FineTunedClassifier, not "
+            f"{type(estimator).__name__}; save pipelines and searches with skops.io.dump"
+        )
+    tensors: dict = {}
+    state = _encode(estimator.__getstate__(), tensors, "state")
+    spec = state.get("_spec", {})
+    header = {
+        "format": STATE_FORMAT,
+        "sktransfer_version": __version__,
+        "estimator": type(estimator).__name__,
+        "backbone": estimator.backbone,
+        "weights_identity": spec.get("weights_identity"),
+        "state": state,
+    }
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata={"sktransfer": json.dumps(header)})
+    return path
+
+
+def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
+    """Load an estimator written by :func:`save`.
+
+    Nothing in the file is executed: the header is JSON, the tensors are raw
+    numbers. A model fitted on a GPU loads on a CPU-only machine (with a
+    warning) and runs there in float32.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    estimator : PretrainedFeatureExtractor or FineTunedClassifier
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is not a safetensors file written by this library, or was
+        written in another file format (the message names both versions).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from sktransfer import PretrainedFeatureExtractor, save, load
+    >>> path = os.path.join(tempfile.mkdtemp(), "unfitted.safetensors")
+    >>> _ = save(PretrainedFeatureExtractor("resnet18", pooling="max"), path)
+    >>> load(path)
+    PretrainedFeatureExtractor(pooling='max')
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="np") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except SafetensorError as exc:
+        raise ValueError(f"{path} is not a safetensors file: {exc}") from None
+    if "sktransfer" not in metadata:
+        raise ValueError(f"{path} is a safetensors file, but not an sktransfer model (no 'sktransfer' metadata)")
+    header = json.loads(metadata["sktransfer"])
+    if header.get("format") != STATE_FORMAT:
+        raise ValueError(
+            f"{path} was written by sktransfer {header.get('sktransfer_version')} in file format "
+            f"{header.get('format')}; sktransfer {__version__} reads format {STATE_FORMAT}. "
+            "Load it with the version that wrote it and fit or save again."
+        )
+    cls = _ESTIMATORS.get(header.get("estimator"))
+    if cls is None:
+        raise ValueError(f"{path} holds an unknown estimator {header.get('estimator')!r}")
+    estimator = cls.__new__(cls)
+    estimator.__setstate__(_decode(header["state"], tensors))
+    return estimator
+
+
+def _encode(value, tensors: dict, path: str):
+    """JSON-ready ``value``: numeric arrays moved into ``tensors`` under their ``path``,
+    tuples and text arrays tagged so that :func:`_decode` restores their types."""
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"{path} has non-string keys, which a model file cannot hold")
+        return {k: _encode(v, tensors, f"{path}/{k}") for k, v in value.items()}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{path}/{i}") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, tensors, f"{path}/{i}") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biuf":
+            tensors[path] = np.ascontiguousarray(value)
+            return {"__tensor__": path}
+        if value.ndim == 1 and all(isinstance(v, (str, int, float, bool)) for v in value.tolist()):
+            return {"__array__": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    name = path.removeprefix("state/")
+    raise TypeError(
+        f"{name} holds a {type(value).__name__}, which a model file cannot hold; "
+        "use an int or a string (or save with skops)"
+    )
+
+
+def _decode(value, tensors: dict):
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tensor__" in value:
+        return tensors[value["__tensor__"]]
+    if "__tuple__" in value:
+        return tuple(_decode(v, tensors) for v in value["__tuple__"])
+    if "__array__" in value:
+        return np.array(value["__array__"], dtype=np.dtype(value["dtype"]))
+    return {k: _decode(v, tensors) for k, v in value.items()}
