@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._backoff import BatchBackoff
 from ._cache import feature_cache
 from .data.inputs import ImageSource
 from .data.loader import BatchLoader, ImageDataset
@@ -35,16 +36,19 @@ def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, a
     """``model`` applied to the images at ``indices``, gathered on the host.
 
     On CUDA the results are copied into pinned memory without a synchronization
-    per batch, so the host keeps queueing work ahead of the GPU. With
+    per batch, so the host keeps queueing work ahead of the GPU. A batch that
+    runs out of memory runs again in pieces (:class:`~sktransfer._backoff.BatchBackoff`). With
     ``max_bytes``, returns None as soon as the first batch shows that the
     whole output would be larger.
     """
     loader = BatchLoader(torch.utils.data.Subset(ImageDataset(source), indices), batch_size, device=device)
     on_cuda = device.type == "cuda"
     out, position = None, 0
+    backoff = BatchBackoff("inference")
     with inference(device, autocast_dtype):
         for x, _ in progress(loader, enabled=verbose > 0, desc="running the frozen network"):
-            result = model(x)
+            parts = backoff(lambda part, share: model(part), x)
+            result = parts[0] if len(parts) == 1 else torch.cat(parts)
             if out is None:
                 row_bytes = result[0].numel() * out_dtype.itemsize
                 if max_bytes is not None and row_bytes * len(indices) > max_bytes:

@@ -9,6 +9,10 @@
   from queueing work ahead of the GPU); with a ``ProgressBar``, which shows
   each batch's loss, they are read per batch as in skorch;
 * the loss is weighted per sample when a batch carries ``sample_weight``;
+* a batch that runs out of device memory is split into pieces whose gradients
+  add up to the batch's (:class:`~sktransfer._backoff.BatchBackoff`);
+* a ``KeyboardInterrupt`` is recorded (``interrupted_``) for the estimator to
+  report, where skorch alone ends training silently;
 * batches come from :class:`~sktransfer.data.loader.BatchLoader`.
 """
 
@@ -20,9 +24,10 @@ from collections.abc import Mapping
 import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback, ProgressBar
-from skorch.dataset import get_len
+from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 
+from ._backoff import BatchBackoff
 from .data.loader import num_batches
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -148,20 +153,40 @@ class TransferNet(NeuralNetClassifier):
         super().initialize()
         fp16 = self.autocast_dtype == torch.float16 and torch.device(self.device).type == "cuda"
         self.scaler_ = torch.amp.GradScaler("cuda") if fp16 else None
+        self.train_backoff_ = BatchBackoff("training")
+        self.eval_backoff_ = BatchBackoff("inference")
         return self
 
-    def train_step_single(self, batch, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        self.interrupted_ = False
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = True  # skorch's partial_fit ends training here, quietly
+            raise
+
+    def train_step_single(self, batch, share=1.0, **fit_params):
+        """Forward and backward of one batch, or of a ``share`` of one (see ``train_step``)."""
         self._set_training(True)
         Xi, yi = batch
         y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        (self.scaler_.scale(loss) if self.scaler_ is not None else loss).backward()
-        return {"loss": loss, "y_pred": y_pred}
+        scaled = loss * share if share != 1.0 else loss
+        (self.scaler_.scale(scaled) if self.scaler_ is not None else scaled).backward()
+        return {"loss": loss, "y_pred": y_pred, "share": share}
 
     def train_step(self, batch, **fit_params):
         # no optimizer closure: GradScaler cannot step through one
-        self._zero_grad_optimizer(set_to_none=True)
-        step = self.train_step_single(batch, **fit_params)
+        def zero_grad():
+            self._zero_grad_optimizer(set_to_none=True)
+
+        zero_grad()
+        Xi, yi = batch
+        steps = self.train_backoff_(
+            lambda x, y, share: self.train_step_single((x, y), share, **fit_params), Xi, yi, restart=zero_grad)
         if self.scaler_ is not None:
             self.scaler_.unscale_(self.optimizer_)
         self.notify("on_grad_computed", named_parameters=TeeGenerator(self.get_all_learnable_params()),
@@ -171,7 +196,21 @@ class TransferNet(NeuralNetClassifier):
             self.scaler_.update()
         else:
             self.optimizer_.step()
-        return step
+        return _joined(steps)
+
+    def validation_step(self, batch, **fit_params):
+        def piece(x, y, share):
+            step = super(TransferNet, self).validation_step((x, y), **fit_params)
+            return dict(step, share=share)
+
+        return _joined(self.eval_backoff_(piece, *unpack_data(batch)))
+
+    def evaluation_step(self, batch, training=False):
+        def piece(x, share):
+            return super(TransferNet, self).evaluation_step((x, None), training)
+
+        parts = self.eval_backoff_(piece, unpack_data(batch)[0])
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch's loop; without a progress bar to show each batch's loss, the losses stay
@@ -200,3 +239,11 @@ class TransferNet(NeuralNetClassifier):
         losses = self.criterion_(y_pred.float(), y_true)
         weights = X.get("sample_weight") if isinstance(X, Mapping) else None
         return (losses * weights).mean() if weights is not None else losses.mean()
+
+
+def _joined(steps: list) -> dict:
+    """One step's ``{"loss", "y_pred"}`` from the steps of its pieces."""
+    if len(steps) == 1:
+        return {"loss": steps[0]["loss"], "y_pred": steps[0]["y_pred"]}
+    return {"loss": sum(step["loss"] * step["share"] for step in steps),
+            "y_pred": torch.cat([step["y_pred"] for step in steps])}

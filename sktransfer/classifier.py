@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -509,8 +510,26 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                 net.partial_fit(ImageDataset(inputs, encoded.astype(np.int64), weights), encoded)
             self.net_ = net
         self.device_ = spec.torch_device
-        self.n_iter_ = len(self.net_.history) - epochs_before
+        # epochs that ran to their end (an interrupted one has no train_loss)
+        self.n_iter_ = sum("train_loss" in entry for entry in self.net_.history[epochs_before:])
+        if getattr(net, "interrupted_", False):
+            self._warn_interrupted(net)
         return self
+
+    def _warn_interrupted(self, net) -> None:
+        stopping = dict(net.callbacks_).get("early_stopping")
+        if stopping is not None and stopping.misses_ >= stopping.patience:
+            return  # skorch's early stopping ends training with a KeyboardInterrupt of its own
+        if stopping is not None and stopping.best_model_weights_ is not None:
+            kept = f"the weights of epoch {stopping.best_epoch_}, the best validation loss so far"
+        else:
+            kept = "the weights reached when it stopped"
+        warnings.warn(
+            f"fit was interrupted (KeyboardInterrupt) after {self.n_iter_} of {self.max_epochs} "
+            f"epochs; the classifier is fitted with {kept}",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def _frozen_features(self, module, source, spec) -> np.ndarray:
         """Pooled features of every image, as the head will meet them.

@@ -1,5 +1,6 @@
 """FineTunedClassifier: scikit-learn behaviour, freezing, schedules, persistence, bad input."""
 
+import warnings
 
 import joblib
 import numpy as np
@@ -193,8 +194,10 @@ def test_random_state_reproduces_and_leaves_global_rng(data):
 def test_early_stopping_holds_out_data_and_stops(data):
     X, y = data
     # a converged probe and a negligible learning rate: the validation loss soon stops improving
-    clf = classifier(early_stopping=True, validation_fraction=0.25, n_iter_no_change=2,
-                     max_epochs=30, lr=1e-12, freeze_depth=2).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # stopping early is not an interrupt
+        clf = classifier(early_stopping=True, validation_fraction=0.25, n_iter_no_change=2,
+                         max_epochs=30, lr=1e-12, freeze_depth=2).fit(X, y)
     history = clf.net_.history
     assert clf.n_iter_ == len(history) < 30
     assert all("valid_loss" in epoch for epoch in history)

@@ -111,16 +111,35 @@ class ImageSource:
             if not isinstance(selector, slice):
                 selector = torch.as_tensor(selector, device=self.items.device)
             return _tensor_batch(self.items[selector], self.channels_last)
-        decode = _decode_path if self.kind == "paths" else _decode_pil
         if len(indices) > 1:
-            images = list(workers().map(decode, (self.items[i] for i in indices), indices))
+            images = list(workers().map(self._decode, indices))
         else:
-            images = [decode(self.items[i], i) for i in indices]
+            images = [self._decode(i) for i in indices]
+        failed = [(int(i), image) for i, image in zip(indices, images) if isinstance(image, Exception)]
+        if failed:
+            raise self._all_failures(failed, indices)
         if all(im.shape == images[0].shape for im in images):
             # numpy, not torch: this may run on a reader thread, where a torch kernel would
             # start a second OpenMP team competing with the compute thread's for the cores
             return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
         return [torch.from_numpy(im).permute(2, 0, 1) for im in images]
+
+    def _decode(self, index):
+        """Image ``index`` as an ``(H, W, 3)`` array, or the exception that names why not."""
+        decode = _decode_path if self.kind == "paths" else _decode_pil
+        try:
+            return decode(self.items[index], index)
+        except (ValueError, OSError) as exc:
+            return exc
+
+    def _all_failures(self, failed, indices) -> Exception:
+        """One error for every image that cannot be decoded: ``failed`` in this batch and
+        those of the rest of the input, found by decoding it (the error path costs one
+        more pass over the remaining images, so that one run lists them all)."""
+        done = set(np.asarray(indices).tolist())
+        rest = [i for i in range(len(self)) if i not in done]
+        found = [(i, r) for i, r in zip(rest, workers().map(self._decode, rest)) if isinstance(r, Exception)]
+        return unusable_images(sorted(failed + found), len(self))
 
     def digests(self) -> list:
         """A SHA-256 (16 bytes) per image of its content, dtype, shape and layout."""
@@ -190,6 +209,23 @@ def _tensor_batch(chunk: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 def _rgb_array(image: Image.Image) -> np.ndarray:
     return np.array(image.convert("RGB"))  # (H, W, 3) uint8
+
+
+MAX_LISTED = 20  # unusable images named in one error
+
+
+def unusable_images(problems: list, total: int) -> Exception:
+    """One exception for ``problems`` (``(index, exception)`` pairs, each message
+    starting with ``X[index]``): the first :data:`MAX_LISTED` listed, and how many
+    in all. FileNotFoundError when every problem is a missing file, else ValueError."""
+    if len(problems) == 1:
+        return problems[0][1]
+    lines = [str(exc) for _, exc in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        lines.append(f"... and {len(problems) - MAX_LISTED} more")
+    message = f"{len(problems)} of {total} images cannot be used:\n  " + "\n  ".join(lines)
+    missing = all(isinstance(exc, FileNotFoundError) for _, exc in problems)
+    return (FileNotFoundError if missing else ValueError)(message)
 
 
 def _decode_path(path, index) -> np.ndarray:
@@ -352,11 +388,14 @@ def list_source(items) -> ImageSource:
     if first == "PIL image":
         return ImageSource("pil", items)
     paths = [Path(p).expanduser() for p in items]
+    problems = []
     for i, path in enumerate(paths):
         if not path.exists():
-            raise FileNotFoundError(f"X[{i}]: image file not found: {str(path)!r}")
-        if path.is_dir():
-            raise ValueError(f"X[{i}]: {str(path)!r} is a directory, not an image file")
+            problems.append((i, FileNotFoundError(f"X[{i}]: image file not found: {str(path)!r}")))
+        elif path.is_dir():
+            problems.append((i, ValueError(f"X[{i}]: {str(path)!r} is a directory, not an image file")))
+    if problems:
+        raise unusable_images(problems, len(paths))
     return ImageSource("paths", [str(p) for p in paths])
 
 
