@@ -99,7 +99,9 @@ def evaluate(data, input_size, seeds, skip=()):
 def markdown(result: dict) -> str:
     """The datasets x recipes table: mean accuracy ± std over seeds, and mean seconds."""
     datasets = [name for name, rows in result.items() if isinstance(rows, dict) and name != "settings"]
-    recipes_seen = list(dict.fromkeys(recipe for name in datasets for recipe in result[name]))
+    order = list(recipes(32, 0))  # the JSON file sorts its keys: show the recipes as defined
+    recipes_seen = sorted({recipe for name in datasets for recipe in result[name]},
+                          key=lambda r: order.index(r) if r in order else len(order))
     lines = ["| recipe | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
     for recipe in recipes_seen:
         cells = []
