@@ -1,18 +1,19 @@
-"""The backbone contract, over the registry: every built-in, EfficientNet-Lite0 and a sample
-of timm, each built through ``get_backbone`` as an estimator builds it (as timm's
-tests/test_models.py runs every model).
+"""The backbone contract (sktransfer.utils.check_backbone) over the registry: every built-in,
+EfficientNet-Lite0 and a sample of timm, as timm's tests/test_models.py runs every model;
+and the clear failures of three broken backbones.
 
-Built on the meta device (shapes without memory or compute) where the architecture allows;
-torchvision's RegNets compute their widths from tensors while they are built, so they are
-built for real on the CPU and run at 64 px.
+Every name is checked on the meta device (structure and shapes, no compute); a few small
+ones also on the CPU (determinism, gradients through unfrozen stages, an extractor with
+pickle and skops round trips).
 """
 
 import pytest
 import torch
+from torch import nn
 
-from sktransfer import Backbone, get_backbone, list_backbones
-from sktransfer.backbones._base import FEATURE_FORMATS
-from sktransfer.nn.freezing import freeze_stages
+from sktransfer import Backbone, DataConfig, list_backbones
+from sktransfer.backbones import sequential_backbone
+from sktransfer.utils import BackboneContractError, check_backbone, parametrize_with_backbone_checks
 
 TIMM_SAMPLE = [
     "timm/resnet18", "timm/vit_tiny_patch16_224", "timm/deit_tiny_distilled_patch16_224",
@@ -20,54 +21,68 @@ TIMM_SAMPLE = [
     "timm/swin_tiny_patch4_window7_224", "timm/regnety_002",
 ]
 BUILT_IN = [n for n in list_backbones() if "/" not in n]  # torchvision's and efficientnet_lite0
+ON_CPU = ["resnet18", "efficientnet_lite0", "timm/vit_tiny_patch16_224", "timm/convnext_atto"]
 
 
-def _build(name):
-    """The backbone with random weights and its output for two images."""
-    on_cpu = name.startswith("regnet_")
-    with torch.device("cpu" if on_cpu else "meta"):
-        backbone = get_backbone(name, weights=None)
-        size = (64, 64) if on_cpu and not backbone.fixed_input_size else backbone.data_config.input_size
-        with torch.inference_mode():
-            out = backbone.module.eval()(torch.zeros(2, 3, *size))
-    return backbone, out
-
-
-@pytest.mark.parametrize("name", BUILT_IN + TIMM_SAMPLE)
-def test_backbone_contract(name):
+def _needs(name):
     if name.startswith(("timm/", "efficientnet_lite")):
         pytest.importorskip("timm")
-    backbone, out = _build(name)
-    assert isinstance(backbone, Backbone)
-    assert backbone.modality == "image" and backbone.weights_id == "random"
-    # stages: named, unique, with one known output layout each
-    names = backbone.stage_names
-    assert names and all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names)
-    assert len(backbone.stage_formats) == len(names)
-    assert set(backbone.stage_formats) <= set(FEATURE_FORMATS)
-    # every parameter of the network belongs to exactly one stage, so freezing all of
-    # them freezes everything (and freezing k of them, exactly those)
-    owner = {}
-    for stage_name, stage in backbone.stages:
-        for p in stage.parameters():
-            assert id(p) not in owner, f"a parameter of {stage_name} is also in {owner[id(p)]}"
-            owner[id(p)] = stage_name
-    params = list(backbone.module.parameters())
-    assert {id(p) for p in params} == set(owner)
-    freeze_stages(backbone.stages, len(names))
-    assert not any(p.requires_grad for p in params)
-    # the output of the last stage has num_features channels in its layout
-    fmt = backbone.stage_formats[-1]
-    assert out.ndim == (3 if fmt == "NLC" else 4) and out.shape[0] == 2
-    assert (out.shape[1] if fmt == "NCHW" else out.shape[-1]) == backbone.num_features
-    if fmt == "NLC":  # class/register tokens lead the sequence; patch tokens follow
-        assert 0 <= backbone.num_prefix_tokens < out.shape[1]
-    else:
-        assert backbone.num_prefix_tokens == 0
-    # a sequential backbone is its stages, in order
-    if backbone.sequential:
-        assert [id(m) for m in backbone.module.children()] == [id(s) for _, s in backbone.stages]
-    config = backbone.data_config
-    assert len(config.input_size) == 2 and all(isinstance(s, int) and s > 0 for s in config.input_size)
-    assert len(config.mean) == 3 and len(config.std) == 3 and min(config.std) > 0
-    assert 0 < config.crop_pct <= 1
+
+
+@parametrize_with_backbone_checks(BUILT_IN + TIMM_SAMPLE)
+def test_registered_backbones_keep_the_contract(backbone_name):
+    _needs(backbone_name)
+    backbone = check_backbone(backbone_name, device="meta")
+    assert backbone.weights_id == "random"
+
+
+@parametrize_with_backbone_checks(ON_CPU)
+def test_small_backbones_keep_the_contract_on_the_cpu(backbone_name):
+    _needs(backbone_name)
+    check_backbone(backbone_name)
+
+
+CONFIG = DataConfig((16, 16), (0.5,) * 3, (0.25,) * 3)
+
+
+def _stages():
+    return [("stem", nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())),
+            ("block", nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()))]
+
+
+def wrong_width(name, weights):
+    return sequential_backbone(_stages(), num_features=10, data_config=CONFIG, stage_formats=("NCHW",) * 2)
+
+
+def missing_stage(name, weights):
+    stages = _stages()
+    module = nn.Sequential(*[stage for _, stage in stages])
+    # the second stage is not declared: freezing "all" would leave it trainable
+    return Backbone(module=module, stages=(("stem", module[0]),), num_features=8, data_config=CONFIG,
+                    stage_formats=("NCHW",))
+
+
+def incomplete_config(name, weights):
+    return sequential_backbone(_stages(), num_features=8, stage_formats=("NCHW",) * 2,
+                               data_config=DataConfig((16, 0), (0.5,) * 3, (0.25,) * 3))
+
+
+@pytest.mark.parametrize("factory, message", [
+    (wrong_width, r"backbone 'check/wrong_width': num_features is 10, but the last stage gives 8 \(NCHW\)"),
+    (missing_stage, r"backbone 'check/missing_stage': parameters in no stage \(freezing would miss them\): "
+                    r"\['1.0.weight', '1.0.bias'\]"),
+    (incomplete_config, r"backbone 'check/incomplete_config': data_config.input_size must be two positive "
+                        r"ints \(height, width\), got \(16, 0\)"),
+])
+def test_broken_backbones_fail_with_a_clear_message(factory, message):
+    with pytest.raises(BackboneContractError, match=message):
+        check_backbone(factory)
+
+
+def test_a_good_factory_passes_on_the_cpu():
+    def good(name, weights):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return sequential_backbone(_stages(), num_features=8, data_config=CONFIG, stage_formats=("NCHW",) * 2)
+
+    assert check_backbone(good).stage_names == ["stem", "block"]

@@ -7,6 +7,7 @@ import pytest
 import sktransfer
 import sktransfer.backbones
 import sktransfer.datasets
+import sktransfer.utils
 
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
@@ -23,7 +24,7 @@ CHECKED = {
 
 def _public_names():
     modules = {"sktransfer": sktransfer, "sktransfer.backbones": sktransfer.backbones,
-               "sktransfer.datasets": sktransfer.datasets}
+               "sktransfer.datasets": sktransfer.datasets, "sktransfer.utils": sktransfer.utils}
     seen = set()
     for module_name, module in modules.items():
         names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]

@@ -84,12 +84,8 @@ def read_state_dict(path) -> tuple[dict[str, torch.Tensor], str]:
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {str(path)!r}")
     if path.suffix.lower() == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                f"reading {str(path)!r} needs safetensors: pip install 'sktransfer[safetensors]'"
-            ) from exc
+        from safetensors.torch import load_file
+
         try:
             state = load_file(str(path), device="cpu")
         except Exception as exc:
