@@ -30,6 +30,8 @@ def inference_batch_size(batch_size, device: torch.device, input_size) -> int:
         return int(batch_size)
     if device.type != "cuda":
         return 32
+    if input_size is None:  # texts
+        return 256
     pixels = input_size[0] * input_size[1]
     return int(max(32, min(1024, 256 * (224 * 224) // pixels)))
 

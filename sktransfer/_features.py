@@ -47,7 +47,8 @@ def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, a
     backoff = BatchBackoff("inference")
     with inference(device, autocast_dtype):
         for x, _ in progress(loader, enabled=verbose > 0, desc="running the frozen network"):
-            parts = backoff(lambda part, share: model(part), x)
+            # tokenized text comes as a dict of the network's keyword arguments
+            parts = backoff(lambda part, share: model(**part) if isinstance(part, dict) else model(part), x)
             result = parts[0] if len(parts) == 1 else torch.cat(parts)
             if out is None:
                 row_bytes = result[0].numel() * out_dtype.itemsize

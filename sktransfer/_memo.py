@@ -64,8 +64,9 @@ class BackboneMemo:
 backbone_memo = BackboneMemo()
 
 
-def load_backbone(spec, memo: bool = True) -> Backbone:
-    """The backbone ``spec`` names, seeded by ``spec.seed``; through the memo when ``memo``."""
+def load_backbone(spec, memo: bool = True, modality: str = "image") -> Backbone:
+    """The backbone ``spec`` names, seeded by ``spec.seed``; through the memo when ``memo``;
+    a backbone of another ``modality`` than the caller takes raises."""
 
     def load():
         with seeded(spec.seed):
@@ -74,6 +75,6 @@ def load_backbone(spec, memo: bool = True) -> Backbone:
     key = spec.backbone_key()
     key = None if key is None or not memo else (backbone_factory(spec.backbone), *key)
     backbone = backbone_memo.get(key, load)
-    if backbone.modality != "image":
-        raise ValueError(f"backbone {spec.backbone!r} takes {backbone.modality}, not images")
+    if backbone.modality != modality:
+        raise ValueError(f"backbone {spec.backbone!r} takes {backbone.modality}, not {modality}")
     return backbone

@@ -24,7 +24,7 @@ from torch import nn
 from ._seeding import seeded
 from ._spec import NetworkSpec
 from ._version import __version__
-from .backbones import Backbone, DataConfig, get_backbone
+from .backbones import Backbone, DataConfig, TextConfig, get_backbone
 from .data.inputs import InputOptions, InputSignature
 
 STATE_FORMAT = 1  # bumped when a saved state no longer loads into the current code
@@ -126,6 +126,8 @@ def restore_state(state: dict, owner: str) -> tuple[dict, Optional[dict]]:
     if network is None:
         return state, None
     for name, record in _RECORDS.items():
+        if name == "data_config_" and "max_length" in state[name]:
+            record = TextConfig  # a text backbone's
         state[name] = record(**state[name])
     spec = state["_spec"]
     spec = dataclasses.replace(spec, inputs=InputOptions(**spec.inputs))

@@ -28,6 +28,7 @@ from ._seeding import seeded
 from ._spec import NetworkSpec
 from ._state import dump_state, load_network_state, plain, rebuild_backbone, restore_state
 from ._training import SCHEDULES, HeadFirst, LRSchedule, Progress, TransferNet
+from .backbones._registry import backbone_modality
 from .data.inputs import validate_images
 from .data.loader import BatchLoader, ImageDataset, TensorSource
 from .nn.augment import AUGMENTATIONS, FlipCrop
@@ -372,6 +373,9 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_params(self):
         validate_params(self)
+        if backbone_modality(self.backbone) != "image":
+            raise invalid(self, "backbone", "an image backbone (text fine-tuning is not implemented yet: "
+                          "use PretrainedFeatureExtractor with a classifier on its features)")
         if isinstance(self.optimizer, type) and not issubclass(self.optimizer, torch.optim.Optimizer):
             raise invalid(self, "optimizer", f"one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass")
         if self.head_epochs >= self.max_epochs:

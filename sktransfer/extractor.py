@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from numbers import Integral
 from pathlib import Path
@@ -17,8 +18,11 @@ from ._memo import load_backbone
 from ._params import IMAGE_PARAMETERS, Interval, invalid, validate_params
 from ._spec import NetworkSpec
 from ._state import dump_state, load_network_state, rebuild_backbone, restore_state
-from .data.inputs import validate_images
-from .nn.networks import FeatureNet, backbone_parts, stage_index
+from .backbones._registry import backbone_modality
+from .data.inputs import InputSignature, validate_images
+from .data.text import TextSource, validate_texts
+from .nn.networks import FeatureNet, TextFeatureNet, backbone_parts, stage_index
+from .nn.pooling import TextPool
 
 
 class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -64,6 +68,10 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     value_range : (float, float) or None, default=(0.0, 1.0)
         Range of float inputs, rescaled to ``[0, 1]``; values outside it raise.
         None uses float values as they are. uint8 inputs are ``[0, 255]``.
+    max_length : int or None, default=None
+        Text backbones only: tokens kept per text (longer texts are
+        truncated); None keeps the model's own limit (256 for
+        all-MiniLM-L6-v2).
     cache : bool, default=True
         Reuse features computed before for the same images, configuration and
         weights, across fits, folds, grid points and estimator copies (see
@@ -128,6 +136,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         channel_axis="auto",
         image_shape=None,
         value_range=(0.0, 1.0),
+        max_length=None,
         cache=True,
         cache_dir=None,
         compile=False,
@@ -146,6 +155,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.channel_axis = channel_axis
         self.image_shape = image_shape
         self.value_range = value_range
+        self.max_length = max_length
         self.cache = cache
         self.cache_dir = cache_dir
         self.compile = compile
@@ -156,6 +166,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         **IMAGE_PARAMETERS,
         "stage": [Interval(Integral, None, None, closed="neither"), str, None],
         "cache_dir": [str, os.PathLike, None],
+        "max_length": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def fit(self, X, y=None):
@@ -178,6 +189,8 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         if self.cache_dir is not None and Path(self.cache_dir).is_file():
             raise invalid(self, "cache_dir", "None or a directory path (this is a file)")
         spec = NetworkSpec.of(self, stage=self.stage)
+        if backbone_modality(self.backbone) == "text":
+            return self._fit_text(X, spec)
         _, signature = validate_images(self, X, spec.inputs)
         backbone = load_backbone(spec, memo=self.cache)
         index = stage_index(spec.stage, backbone, spec.backbone)
@@ -202,6 +215,22 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self._stage_index = index
         return self
 
+    def _fit_text(self, X, spec):
+        if self.stage is not None:
+            raise invalid(self, "stage", "None with a text backbone (its last layer, pooled as the model says)")
+        texts = validate_texts(X, type(self).__name__)
+        backbone = load_backbone(spec, memo=self.cache, modality="text")
+        self.model_, self.data_config_ = _text_net(spec, backbone, self.max_length)
+        self.weights_id_ = backbone.weights_id
+        self.device_ = spec.torch_device
+        self.n_channels_in_ = None
+        self._input_signature = InputSignature("text")
+        self._n_features_out = backbone.num_features
+        self._spec = spec
+        self._stage_index = len(backbone.stages) - 1
+        del texts  # validated: fit learns nothing from the data
+        return self
+
     def transform(self, X):
         """Compute pooled features.
 
@@ -215,13 +244,19 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         features : ndarray of shape (n_samples, n_features_out), float32
         """
         check_is_fitted(self)
-        source, _ = validate_images(self, X, self._spec.inputs, self._input_signature)
+        if self._input_signature.kind == "text":
+            texts = validate_texts(X, type(self).__name__)
+            source = TextSource(texts, self.model_.tokenizer, self.data_config_.max_length)
+            size = None
+        else:
+            source, _ = validate_images(self, X, self._spec.inputs, self._input_signature)
+            size = self.data_config_.input_size
         key = None
         if self.cache:
             key = feature_key(self._spec, self.data_config_, self._stage_index, self.model_)
         return extract(
             self.model_, source, self._n_features_out,
-            batch_size=inference_batch_size(self._spec.batch_size, self.device_, self.data_config_.input_size),
+            batch_size=inference_batch_size(self._spec.batch_size, self.device_, size),
             device=self.device_, key=key, directory=self.cache_dir, verbose=self.verbose,
         )
 
@@ -237,7 +272,10 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         super().__setstate__(state)
         if network is not None:
             spec = self._spec
-            model, _ = _feature_net(spec, rebuild_backbone(spec), self._stage_index, self.data_config_)
+            if self._input_signature.kind == "text":
+                model, _ = _text_net(spec, rebuild_backbone(spec), None, self.data_config_)
+            else:
+                model, _ = _feature_net(spec, rebuild_backbone(spec), self._stage_index, self.data_config_)
             load_network_state(model, network, spec.backbone)
             self.model_ = model
 
@@ -253,6 +291,19 @@ def _feature_net(spec, backbone, index, config=None):
     device and dtype, and its data config."""
     preprocess, trunk, pool, config = backbone_parts(spec, backbone, index, config)
     model = FeatureNet(preprocess, trunk, pool).eval().requires_grad_(False).place(spec.torch_device, spec.dtype)
+    if spec.compile:
+        model.trunk.compile()
+    return model, config
+
+
+def _text_net(spec, backbone, max_length=None, config=None):
+    """The frozen text encoder with its pooling and tokenizer, on ``spec``'s device and
+    dtype, and its text config (``max_length`` replacing the model's own limit)."""
+    config = config or backbone.data_config
+    if max_length is not None:
+        config = dataclasses.replace(config, max_length=int(max_length))
+    model = TextFeatureNet(backbone.module, TextPool(config), backbone.tokenizer)
+    model = model.eval().requires_grad_(False).place(spec.torch_device, spec.dtype)
     if spec.compile:
         model.trunk.compile()
     return model, config

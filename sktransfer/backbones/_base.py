@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -50,6 +51,39 @@ class DataConfig:
             raise ValueError("mean and std must have one value per RGB channel")
 
 
+@dataclass(frozen=True)
+class TextConfig:
+    """How a text backbone turns token outputs into one vector per text.
+
+    Parameters
+    ----------
+    max_length : int
+        Tokens kept per text (longer texts are truncated).
+    pooling : {"mean", "cls", "max"}
+        Mean over the real tokens, the first token, or the maximum.
+    normalize : bool
+        Scale each vector to unit length (as sentence-transformers models
+        with a ``Normalize`` module do).
+
+    Examples
+    --------
+    >>> from sktransfer.backbones import TextConfig
+    >>> TextConfig(max_length=256, pooling="mean", normalize=True).pooling
+    'mean'
+    """
+
+    max_length: int
+    pooling: str = "mean"
+    normalize: bool = False
+
+    def __post_init__(self):
+        if self.pooling not in TEXT_POOLINGS:
+            raise ValueError(f"pooling must be one of {TEXT_POOLINGS}, got {self.pooling!r}")
+
+
+TEXT_POOLINGS = ("mean", "cls", "max")
+
+
 @dataclass(frozen=True, eq=False)
 class Backbone:
     """A headless pretrained network, as the registry returns it.
@@ -67,8 +101,9 @@ class Backbone:
         on its own (intermediate features, cached frozen prefixes).
     num_features : int
         Channels of the last stage's output (the pooled feature dimension).
-    data_config : DataConfig
-        Input size and normalization taken from the weights' own metadata.
+    data_config : DataConfig or TextConfig
+        Input size and normalization taken from the weights' own metadata; for
+        a text backbone, its token limit, pooling and normalization.
     stage_formats : tuple of str
         Output layout of each stage: ``"NCHW"``, ``"NHWC"`` or ``"NLC"``.
     num_prefix_tokens : int, default=0
@@ -77,10 +112,14 @@ class Backbone:
         See ``stages``.
     fixed_input_size : bool, default=False
         True when the network only accepts ``data_config.input_size``.
-    modality : str, default="image"
-        The kind of input the backbone consumes.
+    modality : {"image", "text"}, default="image"
+        The kind of input the backbone consumes. A text backbone's ``module``
+        takes ``(input_ids, attention_mask)`` and returns token outputs
+        (``"NLC"``).
     weights_id : str, default="random"
         Which weights were loaded (part of feature-cache keys and reprs).
+    tokenizer : callable or None, default=None
+        A text backbone's Hugging Face tokenizer.
 
     Examples
     --------
@@ -93,13 +132,14 @@ class Backbone:
     module: nn.Module
     stages: tuple[tuple[str, nn.Module], ...]
     num_features: int
-    data_config: DataConfig
+    data_config: "DataConfig | TextConfig"
     stage_formats: tuple[str, ...]
     num_prefix_tokens: int = 0
     sequential: bool = False
     fixed_input_size: bool = False
     modality: str = "image"
     weights_id: str = "random"
+    tokenizer: Any = None
 
     def __post_init__(self):
         if len(self.stage_formats) != len(self.stages):

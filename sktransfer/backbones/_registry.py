@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -23,12 +24,14 @@ from ._base import Backbone
 ENTRY_POINT_GROUP = "sktransfer.backbones"
 
 BackboneFactory = Callable[[str, Any], Backbone]
+MODALITIES = ("image", "text")
 
 
 @dataclass(frozen=True)
 class _Entry:
     factory: BackboneFactory
     list_names: Optional[Callable[[], Iterable[str]]] = None
+    modality: str = "image"
 
 
 _lock = threading.RLock()
@@ -43,6 +46,7 @@ def register_backbone(
     *,
     overwrite: bool = False,
     list_names: Optional[Callable[[], Iterable[str]]] = None,
+    modality: str = "image",
 ):
     """Register a backbone factory under ``name``.
 
@@ -61,6 +65,9 @@ def register_backbone(
     list_names : callable, optional
         For a namespace: returns the names it offers, for
         :func:`list_backbones`.
+    modality : {"image", "text"}, default="image"
+        What the factory's backbones take, known before one is built (the
+        estimators validate their input first).
 
     Returns
     -------
@@ -82,7 +89,9 @@ def register_backbone(
     4
     """
     if factory is None:
-        return lambda f: register_backbone(name, f, overwrite=overwrite, list_names=list_names)
+        return lambda f: register_backbone(name, f, overwrite=overwrite, list_names=list_names, modality=modality)
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     if not isinstance(name, str) or not name or name == "/*":
         raise ValueError(f"backbone name must be a non-empty string, got {name!r}")
     if not callable(factory):
@@ -95,16 +104,19 @@ def register_backbone(
                 f"backbone name {name!r} is already registered; "
                 "pass overwrite=True to replace it"
             )
-        table[key] = _Entry(factory, list_names)
+        table[key] = _Entry(factory, list_names, modality)
     return factory
 
 
 def _lookup(name: str) -> _Entry:
     if name in _names:
         return _names[name]
-    prefix = name.rpartition("/")[0] + "/"
-    if prefix in _namespaces and len(name) > len(prefix):
-        return _namespaces[prefix]
+    # the longest namespace that holds the name ("hf/" holds "hf/intfloat/e5-small-v2")
+    prefixes = [p for p in _namespaces if name.startswith(p) and len(name) > len(p)]
+    if prefixes:
+        return _namespaces[max(prefixes, key=len)]
+    if os.path.isfile(os.path.join(os.path.expanduser(name), "config.json")) and "hf/" in _namespaces:
+        return _namespaces["hf/"]  # a local Hugging Face or sentence-transformers model folder
     candidates = list(_names) + [p + "*" for p in _namespaces]
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -120,6 +132,14 @@ def backbone_factory(name: str) -> BackboneFactory:
     _ensure_loaded()
     with _lock:
         return _lookup(name).factory
+
+
+def backbone_modality(name: str) -> str:
+    """What the backbone registered as ``name`` takes (``"image"`` or ``"text"``), without
+    building it; an unknown name raises ``ValueError`` with close matches."""
+    _ensure_loaded()
+    with _lock:
+        return _lookup(name).modality
 
 
 def get_backbone(name: str, weights: Any = "DEFAULT") -> Backbone:
@@ -161,6 +181,11 @@ def get_backbone(name: str, weights: Any = "DEFAULT") -> Backbone:
         raise TypeError(
             f"the factory registered for {name!r} returned {type(backbone).__name__}, "
             "not a sktransfer.Backbone"
+        )
+    if backbone.modality != backbone_modality(name):
+        raise TypeError(
+            f"the factory registered for {name!r} built a {backbone.modality} backbone, but was "
+            f"registered with modality={backbone_modality(name)!r}"
         )
     return backbone
 

