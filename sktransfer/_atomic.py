@@ -22,6 +22,11 @@ def atomic_path(path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # temporary files are private (0600, and writers such as safetensors' make their
+        # own): give it the mode a plain open() would, so a shared cache_dir stays readable
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb+") as f:  # on disk before it gets the real name
             os.fsync(f.fileno())
         os.replace(tmp, path)

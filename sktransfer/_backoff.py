@@ -20,16 +20,17 @@ from typing import Callable
 import torch
 
 
-def _split(x, pieces: int) -> list:
-    """``x`` (a tensor, a dict of them, or None) cut into ``pieces`` parts along the batch axis."""
+def _split(x, bounds: list) -> list:
+    """``x`` (a tensor, a list of images, a dict of them, or None) cut at ``bounds``
+    along the batch axis: every leaf at the same places, so images stay with their
+    targets and weights."""
+    pieces = len(bounds) - 1
     if x is None:
         return [None] * pieces
     if isinstance(x, dict):
-        parts = {k: _split(v, pieces) for k, v in x.items()}
+        parts = {k: _split(v, bounds) for k, v in x.items()}
         return [{k: v[i] for k, v in parts.items()} for i in range(pieces)]
-    if isinstance(x, (list, tuple)):  # images of several sizes
-        return [x[len(x) * i // pieces: len(x) * (i + 1) // pieces] for i in range(pieces)]
-    return list(torch.tensor_split(x, pieces))
+    return [x[bounds[i]:bounds[i + 1]] for i in range(pieces)]
 
 
 def batch_len(x) -> int:
@@ -58,9 +59,10 @@ class BatchBackoff:
         n = batch_len(batch[0])
         while True:
             pieces = min(self.pieces, n)
+            bounds = [n * i // pieces for i in range(pieces + 1)]
             try:
-                parts = zip(*(_split(x, pieces) for x in batch))
-                return [fn(*part, batch_len(part[0]) / n) for part in parts if batch_len(part[0])]
+                parts = zip(*(_split(x, bounds) for x in batch))
+                return [fn(*part, batch_len(part[0]) / n) for part in parts]
             except torch.OutOfMemoryError as exc:
                 size = math.ceil(n / pieces)
                 if size <= 1:

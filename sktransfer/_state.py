@@ -25,6 +25,8 @@ from ._seeding import seeded
 from ._spec import NetworkSpec
 from ._version import __version__
 from .backbones import Backbone, DataConfig, TextConfig, get_backbone
+from .backbones._registry import backbone_factory
+from .backbones._weights import is_weights_file
 from .data.inputs import InputOptions, InputSignature
 
 STATE_FORMAT = 1  # bumped when a saved state no longer loads into the current code
@@ -71,9 +73,13 @@ def load_network_state(module: nn.Module, state: dict, backbone: str) -> None:
 def rebuild_backbone(spec: NetworkSpec) -> Backbone:
     """The registered architecture of ``spec.backbone``, randomly initialized: the
     stored weights replace its values, so neither a weights file nor a download is
-    needed."""
+    needed. A factory whose architecture depends on the weights (torchvision's SWAG
+    ViTs take 384-518 px) builds it through its ``architecture(name, weights)``."""
     with seeded(0):
         try:
+            architecture = getattr(backbone_factory(spec.backbone), "architecture", None)
+            if architecture is not None and isinstance(spec.weights, str) and not is_weights_file(spec.weights):
+                return architecture(spec.backbone, spec.weights)
             return get_backbone(spec.backbone, weights=None)
         except ValueError as exc:
             raise ValueError(
@@ -132,7 +138,7 @@ def restore_state(state: dict, owner: str) -> tuple[dict, Optional[dict]]:
     spec = state["_spec"]
     spec = dataclasses.replace(spec, inputs=InputOptions(**spec.inputs))
     device = torch.device(state["device_"])
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
         warnings.warn(
             f"{owner} was fitted on {device}, which is not available here; it now runs on the "
             "CPU in float32",

@@ -27,7 +27,7 @@ from skorch.callbacks import Callback, ProgressBar
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 
-from ._backoff import BatchBackoff
+from ._backoff import BatchBackoff, batch_len
 from .data.loader import num_batches
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -159,7 +159,13 @@ class TransferNet(NeuralNetClassifier):
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         self.interrupted_ = False
+        # a batch size halved for memory holds for the call that needed it
+        self.train_backoff_, self.eval_backoff_ = BatchBackoff("training"), BatchBackoff("inference")
         return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    def forward(self, X, training=False, device="cpu"):
+        self.eval_backoff_ = BatchBackoff("inference")
+        return super().forward(X, training=training, device=device)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         try:
@@ -225,7 +231,7 @@ class TransferNet(NeuralNetClassifier):
             loss = step["loss"].detach()
             if live:
                 self.history.record_batch(prefix + "_loss", loss.item())
-            self.history.record_batch(prefix + "_batch_size", get_len(batch[0]))
+            self.history.record_batch(prefix + "_batch_size", batch_len(batch[0]))
             records.append(self.history[-1]["batches"][-1])
             losses.append(loss)
             self.notify("on_batch_end", batch=batch, training=training, **step)

@@ -662,8 +662,9 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         super().__setstate__(state)
         if network is not None:
             spec = self._spec
-            net = self._build_net(spec, rebuild_backbone(spec), len(self.classes_), self.data_config_)
-            net.initialize()
+            with seeded(0):  # the new head's random values are replaced: leave the caller's RNG alone
+                net = self._build_net(spec, rebuild_backbone(spec), len(self.classes_), self.data_config_)
+                net.initialize()
             load_network_state(net.module_, network, spec.backbone)
             net.history = History(history)
             self.net_ = net

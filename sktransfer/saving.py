@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
+import torch
 
 from ._atomic import atomic_path
 from ._state import STATE_FORMAT
@@ -59,8 +60,9 @@ def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier], path
     ------
     TypeError
         For another kind of estimator, or a parameter that JSON cannot hold
-        (a ``RandomState`` as ``random_state``, a weights enum member): name
-        it by an int or a string instead.
+        (a ``RandomState`` as ``random_state``, a weights enum member, an
+        optimizer class from outside ``torch.optim``): name it by an int or a
+        string instead.
 
     Examples
     --------
@@ -138,7 +140,11 @@ def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
         raise ValueError(f"{path} is not a safetensors file: {exc}") from None
     if "sktransfer" not in metadata:
         raise ValueError(f"{path} is a safetensors file, but not an sktransfer model (no 'sktransfer' metadata)")
-    header = json.loads(metadata["sktransfer"])
+    try:
+        header = json.loads(metadata["sktransfer"])
+        header["format"], header["state"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{path} has a malformed sktransfer header: {type(exc).__name__}: {exc}") from None
     if header.get("format") != STATE_FORMAT:
         raise ValueError(
             f"{path} was written by sktransfer {header.get('sktransfer_version')} in file format "
@@ -157,9 +163,11 @@ def _encode(value, tensors: dict, path: str):
     """JSON-ready ``value``: numeric arrays moved into ``tensors`` under their ``path``,
     tuples and text arrays tagged so that :func:`_decode` restores their types."""
     if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"{path} has non-string keys, which a model file cannot hold")
-        return {k: _encode(v, tensors, f"{path}/{k}") for k, v in value.items()}
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: _encode(v, tensors, f"{path}/{k}") for k, v in value.items()}
+        # other keys (a class_weight {0: 1.0, 1: 2.0}): a list of pairs
+        return {"__items__": [[_encode(k, tensors, f"{path}/key{i}"), _encode(v, tensors, f"{path}/{i}")]
+                              for i, (k, v) in enumerate(value.items())]}
     if isinstance(value, tuple):
         return {"__tuple__": [_encode(v, tensors, f"{path}/{i}") for i, v in enumerate(value)]}
     if isinstance(value, list):
@@ -174,6 +182,11 @@ def _encode(value, tensors: dict, path: str):
         return value.item()
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, type) and issubclass(value, torch.optim.Optimizer) and (
+            getattr(torch.optim, value.__name__, None) is value):
+        return {"__optimizer__": value.__name__}  # torch's own optimizers, by name
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     name = path.removeprefix("state/")
@@ -194,4 +207,11 @@ def _decode(value, tensors: dict):
         return tuple(_decode(v, tensors) for v in value["__tuple__"])
     if "__array__" in value:
         return np.array(value["__array__"], dtype=np.dtype(value["dtype"]))
+    if "__items__" in value:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in value["__items__"]}
+    if "__optimizer__" in value:
+        optimizer = getattr(torch.optim, value["__optimizer__"], None)
+        if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
+            raise ValueError(f"unknown optimizer {value['__optimizer__']!r} in the model file")
+        return optimizer
     return {k: _decode(v, tensors) for k, v in value.items()}

@@ -77,13 +77,16 @@ def test_transform_halves_the_batch_on_out_of_memory(uint8_images):
 
 def test_fit_and_predict_back_off_to_the_same_model(data):
     X, y = data
-    params = {"max_epochs": 2, "batch_size": 16, "lr": 1e-2, "augment": None, "random_state": 0}
-    expected = FineTunedClassifier(FAULTY, **params).fit(X, y).predict_proba(X)
+    weights = np.linspace(0.5, 2, len(y))
+    # plain SGD: a wrongly scaled gradient changes its steps (Adam would hide the scale)
+    params = {"max_epochs": 2, "batch_size": 15, "lr": 0.5, "optimizer": "sgd", "augment": None,
+              "random_state": 0}
+    expected = FineTunedClassifier(FAULTY, **params).fit(X, y, sample_weight=weights).predict_proba(X)
     FAULTS["oom_above"] = 4
     with pytest.warns(RuntimeWarning) as record:
-        clf = FineTunedClassifier(FAULTY, **params).fit(X, y)
+        clf = FineTunedClassifier(FAULTY, **params).fit(X, y, sample_weight=weights)
     assert [m.split(" (")[0] for m in _messages(record)] == [
-        "out of memory during training with 16 images per batch",
+        "out of memory during training with 15 images per batch",
         "out of memory during training with 8 images per batch"]
     with pytest.warns(RuntimeWarning) as record:
         proba = clf.predict_proba(X)
@@ -91,6 +94,21 @@ def test_fit_and_predict_back_off_to_the_same_model(data):
     # the pieces' gradients add up to the batch's: the same steps, up to rounding
     np.testing.assert_allclose(proba, expected, rtol=1e-4, atol=1e-5)
     assert clf.n_iter_ == 2
+
+
+def test_images_of_several_sizes_keep_their_labels_and_weights_when_split(rng):
+    sizes = [(12, 12), (16, 10), (9, 14), (16, 16), (11, 8)] * 4
+    images = [Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)) for size in sizes]
+    y = np.arange(len(images)) % 2
+    weights = np.linspace(0.5, 2, len(y))
+    params = {"max_epochs": 2, "batch_size": 5, "lr": 0.5, "optimizer": "sgd", "augment": None,
+              "random_state": 0}
+    expected = FineTunedClassifier(FAULTY, **params).fit(images, y, sample_weight=weights).predict_proba(images)
+    FAULTS["oom_above"] = 3  # 5 images: pieces of 2 and 3
+    with pytest.warns(RuntimeWarning, match="during training with 5 images per batch"):
+        clf = FineTunedClassifier(FAULTY, **params).fit(images, y, sample_weight=weights)
+    with pytest.warns(RuntimeWarning, match="during inference"):
+        np.testing.assert_allclose(clf.predict_proba(images), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_out_of_memory_with_one_image_is_a_clear_error(uint8_images):
@@ -153,6 +171,27 @@ def test_every_missing_path_is_named_before_decoding(folder):
     folder[9].rmdir()
     with pytest.raises(FileNotFoundError, match="3 of 12 images cannot be used"):
         PretrainedFeatureExtractor(TINY).fit(folder)
+
+
+def test_the_search_for_more_bad_files_stops_at_the_listed_number(tmp_path):
+    paths = []
+    for i in range(40):
+        paths.append(tmp_path / f"{i:02d}.png")
+        paths[-1].write_bytes(b"broken")
+    extractor = PretrainedFeatureExtractor(TINY, batch_size=4, cache=False)
+    extractor.fit(_one_image(tmp_path))
+    with pytest.raises(ValueError) as error:
+        extractor.transform(paths)
+    message = str(error.value)
+    assert message.count("cannot read image file") == MAX_LISTED
+    assert message.startswith(f"{MAX_LISTED} of 40 images cannot be used")
+    assert message.endswith("(found by decoding 16 of the 36 other images; the rest were not checked)")
+
+
+def _one_image(tmp_path):
+    path = tmp_path / "good.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    return [path]
 
 
 def test_long_lists_of_bad_files_are_cut(tmp_path):

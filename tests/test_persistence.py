@@ -308,3 +308,44 @@ def test_two_processes_writing_one_cache_dir_leave_no_corrupt_entry(tmp_path):
     assert feature_cache.stats()["misses"] == 0
     fresh = PretrainedFeatureExtractor(TINY, cache=False).fit(X).transform(X)
     np.testing.assert_allclose(cached, fresh, rtol=1e-5, atol=1e-6)
+
+
+def test_files_get_the_usual_permissions(extractor, tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = sktransfer.save(extractor, tmp_path / "model.safetensors")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_save_holds_class_weights_devices_and_torch_optimizers(data, tmp_path):
+    X, y = data
+    clf = FineTunedClassifier(TINY, max_epochs=1, batch_size=16, augment=None, class_weight={0: 1.0, 1: 2.0},
+                              optimizer=torch.optim.SGD, device=torch.device("cpu"), random_state=0).fit(X, y)
+    loaded = sktransfer.load(sktransfer.save(clf, tmp_path / "model.safetensors"))
+    assert loaded.class_weight == {0: 1.0, 1: 2.0} and loaded.optimizer is torch.optim.SGD
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_loading_leaves_the_callers_random_state_alone(fitted_classifier):
+    payload = pickle.dumps(fitted_classifier)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    pickle.loads(payload)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_saved_models_rebuild_the_architecture_their_weights_need():
+    from sktransfer._spec import NetworkSpec
+    from sktransfer._state import rebuild_backbone
+
+    for weights, tokens in (("IMAGENET1K_SWAG_E2E_V1", 577), ("IMAGENET1K_V1", 197)):
+        spec = NetworkSpec.of(PretrainedFeatureExtractor("vit_b_16", weights=weights, device="cpu"))
+        with torch.device("meta"):
+            module = rebuild_backbone(spec).module
+        assert dict(module.named_parameters())["embedding.pos_embedding"].shape[1] == tokens

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,15 @@ from torch import nn
 #: (Swin), or token sequences (vision transformers).
 FEATURE_FORMATS = ("NCHW", "NHWC", "NLC")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+
+def optional_import(module: str, what: str, extra: str):
+    """Import ``module``, or raise ImportError saying which extra installs it (providers
+    import their dependencies when a backbone is built, never at ``import sktransfer``)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{what} need the {module} package: pip install 'sktransfer[{extra}]'") from exc
 
 
 @dataclass(frozen=True)

@@ -32,19 +32,14 @@ from pathlib import Path
 
 from torch import nn
 
-from ._base import Backbone, TextConfig
+from ._base import Backbone, TextConfig, optional_import
 from ._weights import WeightsUnavailableError
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-_INSTALL_HINT = "pip install 'sktransfer[text]'"
 
 
 def _transformers():
-    try:
-        import transformers
-    except ImportError as exc:
-        raise ImportError(f"text backbones need the transformers package: {_INSTALL_HINT}") from exc
-    return transformers
+    return optional_import("transformers", "text backbones", "text")
 
 
 def model_folder(name: str) -> Path:

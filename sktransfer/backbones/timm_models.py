@@ -8,19 +8,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._base import Backbone, DataConfig, INTERPOLATIONS
+from ._base import INTERPOLATIONS, Backbone, DataConfig, optional_import
 from ._weights import file_weights_id, is_weights_file, require_download
 
 PREFIX = "timm/"
-_INSTALL_HINT = "pip install 'sktransfer[timm]'"
 
 
 def _timm():
-    try:
-        import timm
-    except ImportError as exc:
-        raise ImportError(f"timm backbones need the timm package: {_INSTALL_HINT}") from exc
-    return timm
+    return optional_import("timm", "timm backbones", "timm")
 
 
 def model_names() -> list[str]:

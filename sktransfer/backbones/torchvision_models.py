@@ -16,7 +16,7 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model, get_model_weights, list_models
 
-from ._base import DataConfig, sequential_backbone
+from ._base import Backbone, DataConfig, sequential_backbone
 from ._weights import is_weights_file, load_backbone_state, read_state_dict, require_download
 
 
@@ -258,10 +258,13 @@ def _download_state_dict(name, enum):
     return enum.get_state_dict(progress=False, check_hash=True)
 
 
-def build(name: str, weights="DEFAULT"):
-    """Build torchvision's ``name`` as a :class:`~sktransfer.Backbone`."""
+def build(name: str, weights="DEFAULT", load: bool = True):
+    """Build torchvision's ``name`` as a :class:`~sktransfer.Backbone`; with ``load=False``,
+    the architecture ``weights`` need (a SWAG ViT's image size), randomly initialized."""
     enum, ref = _resolve_weights(name, weights)
     model = get_model(name, weights=None, **_architecture_kwargs(name, ref))
+    if not load:
+        return headless(name, model, data_config=_data_config(name, ref, pretrained=False), weights_id="random")
     if weights is None:
         weights_id = "random"
     elif enum is not None:
@@ -277,3 +280,12 @@ def build(name: str, weights="DEFAULT"):
     if weights is not None:
         load_backbone_state(model, state, backbone.module, source=weights_id)
     return backbone
+
+
+def architecture(name: str, weights) -> Backbone:
+    """The architecture that ``weights`` need, randomly initialized, loading nothing: a saved
+    model is rebuilt with it before its own weights are copied in."""
+    return build(name, weights, load=False)
+
+
+build.architecture = architecture

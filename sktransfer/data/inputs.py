@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,13 +134,21 @@ class ImageSource:
             return exc
 
     def _all_failures(self, failed, indices) -> Exception:
-        """One error for every image that cannot be decoded: ``failed`` in this batch and
-        those of the rest of the input, found by decoding it (the error path costs one
-        more pass over the remaining images, so that one run lists them all)."""
+        """One error for the images that cannot be decoded: ``failed`` in this batch and
+        those found by decoding the rest of the input, until :data:`MAX_LISTED` are known
+        or :data:`SCAN_SECONDS` have passed (the message says when the scan stopped)."""
         done = set(np.asarray(indices).tolist())
         rest = [i for i in range(len(self)) if i not in done]
-        found = [(i, r) for i, r in zip(rest, workers().map(self._decode, rest)) if isinstance(r, Exception)]
-        return unusable_images(sorted(failed + found), len(self))
+        problems, start, scanned = list(failed), time.monotonic(), 0
+        while scanned < len(rest) and len(problems) < MAX_LISTED and time.monotonic() - start < SCAN_SECONDS:
+            chunk = rest[scanned:scanned + 16]
+            problems += [(i, r) for i, r in zip(chunk, workers().map(self._decode, chunk)) if isinstance(r, Exception)]
+            scanned += len(chunk)
+        error = unusable_images(sorted(problems), len(self))
+        if scanned < len(rest):
+            error.args = (f"{error.args[0]}\n(found by decoding {scanned} of the {len(rest)} other images; "
+                          "the rest were not checked)",)
+        return error
 
     def digests(self) -> list:
         """A SHA-256 (16 bytes) per image of its content, dtype, shape and layout."""
@@ -212,6 +221,7 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
 
 
 MAX_LISTED = 20  # unusable images named in one error
+SCAN_SECONDS = 30.0  # decoding spent looking for more of them once one failed
 
 
 def unusable_images(problems: list, total: int) -> Exception:

@@ -89,15 +89,17 @@ def _unwrap(dataset):
 
 
 def _tensors(batch):
-    """The tensors of a batch: a tensor, a list of tensors, or a dict of tensors."""
+    """The tensors of a batch: a tensor, a list of tensors, or a dict of either."""
     if isinstance(batch, dict):
-        return list(batch.values())
+        return [t for value in batch.values() for t in _tensors(value)]
     return batch if isinstance(batch, list) else [batch]
 
 
 def _map(batch, fn):
+    """``fn`` over every tensor of a batch: a tensor, a list of them (images of several
+    sizes), or a dict of either (inputs with sample weights)."""
     if isinstance(batch, dict):
-        return {k: fn(v) for k, v in batch.items()}
+        return {k: _map(v, fn) for k, v in batch.items()}
     return [fn(b) for b in batch] if isinstance(batch, list) else fn(batch)
 
 
