@@ -1,8 +1,9 @@
 """Transfer quality of the recipes: datasets x recipes, mean and spread over seeds (issue 9).
 
 Datasets: scikit-learn's digits (1,347 / 450, 8x8 scaled to uint8, 32 px) and, when its
-files are present, a Fashion-MNIST subset (5,000 / 2,000, 112 px). Backbone: EfficientNet-Lite0
-with its offline ImageNet weights. Every fine-tuning recipe runs the same ``max_epochs``
+files are present, a Fashion-MNIST subset (5,000 / 2,000, 112 px), with EfficientNet-Lite0
+and its offline ImageNet weights; and the docstrings of installed libraries labelled by
+library, with all-MiniLM-L6-v2 (the recipes of examples/text_classification.py). Every fine-tuning recipe runs the same ``max_epochs``
 (3) with ``augment=None``; only what the recipe names differs from the defaults.
 
     python benchmarks/bench_quality.py                 # both datasets, 3 seeds
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from _common import RESULTS, machine_id, save
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from finetune_fashion_mnist import subset
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, feature_cache
 from sktransfer.datasets import load_fashion_mnist
@@ -89,6 +93,11 @@ def evaluate(data, input_size, seeds, skip=()):
             row["accuracy"].append(round(accuracy, 4))
             row["seconds"].append(round(time.perf_counter() - start, 1))
             print(f"  seed {seed} {name:<55} {accuracy:.4f} {row['seconds'][-1]:7.1f} s", flush=True)
+    return summarized(rows)
+
+
+def summarized(rows):
+    """``rows`` with the number of seeds, mean and spread of each recipe's accuracies."""
     for row in rows.values():
         row["seeds"] = len(row["accuracy"])
         row["mean_accuracy"] = round(float(np.mean(row["accuracy"])), 4)
@@ -123,7 +132,7 @@ def write_table(machine_file=None):
     README.write_text(text[:start] + "\n".join([BEGIN, markdown(result), END]) + text[end:])
 
 
-def run(quick=False, seeds=3, datasets=("digits", "fashion"), skip=()):
+def run(quick=False, seeds=3, datasets=("digits", "fashion", "text"), skip=()):
     """``{dataset: {recipe: {accuracy, seconds, mean_accuracy, std_accuracy}}}``."""
     seeds = range(1 if quick else seeds)
     result = {"settings": {"backbone": "efficientnet_lite0 (offline ImageNet weights)", "max_epochs": EPOCHS,
@@ -139,6 +148,15 @@ def run(quick=False, seeds=3, datasets=("digits", "fashion"), skip=()):
         else:
             name = f"fashion-mnist@112px ({len(data[0])}/{len(data[2])})"
             result[name] = evaluate(data, 112, seeds, skip)
+    if "text" in datasets:
+        # the recipes of examples/text_classification.py, which prints the same table
+        try:
+            from text_classification import evaluate as evaluate_text
+            docs, rows = evaluate_text(seeds)
+        except ImportError as exc:
+            result["library docstrings"] = f"skipped: {exc}"
+        else:
+            result[f"library docstrings, MiniLM ({len(docs.data)} texts, 70/30 splits)"] = summarized(rows)
     return result
 
 
@@ -146,7 +164,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--only", nargs="*", choices=["digits", "fashion"], default=["digits", "fashion"])
+    parser.add_argument("--only", nargs="*", choices=["digits", "fashion", "text"],
+                        default=["digits", "fashion", "text"])
     parser.add_argument("--skip", nargs="*", default=[], help="recipes whose names start with these")
     args = parser.parse_args()
     save("quality", run(args.quick, args.seeds, tuple(args.only), tuple(args.skip)), merge=True)

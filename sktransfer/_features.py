@@ -64,20 +64,25 @@ def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, a
 
 def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, device, key=None,
             directory=None, autocast_dtype=None, verbose=0) -> np.ndarray:
-    """Pooled float32 features ``(n, width)``; with a ``key``, only uncached images run."""
+    """Pooled float32 features ``(n, width)``; with a ``key``, only uncached inputs run.
+
+    Texts run sorted by length, so that each batch pads to similar lengths (the
+    features go back to the input's order)."""
     n = len(source)
-    if key is None:
-        return run(model, source, np.arange(n), batch_size=batch_size, device=device,
-                   autocast_dtype=autocast_dtype, verbose=verbose).numpy().copy()
-    digests = source.digests()
-    found = feature_cache.lookup(key, digests, directory)
     out = np.empty((n, width), dtype=np.float32)
-    for i, row in found.items():
-        out[i] = row
-    missing = np.array([i for i in range(n) if i not in found], dtype=np.int64)
+    digests, missing = None, np.arange(n)
+    if key is not None:
+        digests = source.digests()
+        found = feature_cache.lookup(key, digests, directory)
+        for i, row in found.items():
+            out[i] = row
+        missing = np.array([i for i in range(n) if i not in found], dtype=np.int64)
+    if source.kind == "text":
+        missing = missing[np.argsort([len(source.items[i]) for i in missing], kind="stable")]
     if len(missing):
         computed = run(model, source, missing, batch_size=batch_size, device=device,
                        autocast_dtype=autocast_dtype, verbose=verbose).numpy()
         out[missing] = computed
-        feature_cache.store(key, [digests[i] for i in missing], computed, directory)
+        if key is not None:
+            feature_cache.store(key, [digests[i] for i in missing], computed, directory)
     return out

@@ -123,3 +123,19 @@ def test_an_uncached_hub_model_says_what_to_put_where(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(WeightsUnavailableError, match="huggingface-cli download intfloat/e5-small-v2"):
         PretrainedFeatureExtractor("hf/intfloat/e5-small-v2").fit(TEXTS)
+
+
+def test_the_text_example_beats_random_init_clearly():
+    """examples/text_classification.py on one split: real docstrings, offline MiniLM."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "text_classification.py"
+    spec = importlib.util.spec_from_file_location("text_classification", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    docs, rows = example.evaluate(seeds=(0,))
+    assert len(docs.data) > 1000 and len(docs.target_names) == 4
+    pretrained = rows["frozen MiniLM + LogisticRegression"]["accuracy"][0]
+    random = rows["random-init MiniLM + LogisticRegression"]["accuracy"][0]
+    assert pretrained > 0.85 and pretrained > random + 0.1
