@@ -14,6 +14,7 @@ the estimator classes, and loading one never runs a nested pickle.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from typing import Optional
 
@@ -149,3 +150,21 @@ def restore_state(state: dict, owner: str) -> tuple[dict, Optional[dict]]:
         spec = dataclasses.replace(spec, device="cpu", precision="float32")
     state["_spec"], state["device_"] = spec, device
     return state, network
+
+
+def restores_on_error(fit):
+    """Decorate an estimator's ``fit``: when it raises (bad data found while training, an
+    interrupt before the epochs), the estimator is left as it was before the call, never
+    half-fitted with the new classes and the old network."""
+
+    @functools.wraps(fit)
+    def guarded(self, *args, **kwargs):
+        before = dict(self.__dict__)
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    return guarded

@@ -26,7 +26,7 @@ from ._params import IMAGE_PARAMETERS, Interval, StrOptions, invalid, validate_p
 from ._probe import fit_linear_probe
 from ._seeding import seeded
 from ._spec import NetworkSpec
-from ._state import dump_state, load_network_state, plain, rebuild_backbone, restore_state
+from ._state import dump_state, load_network_state, plain, rebuild_backbone, restore_state, restores_on_error
 from ._training import SCHEDULES, HeadFirst, LRSchedule, Progress, TransferNet
 from .backbones._registry import backbone_modality
 from .data.inputs import validate_images
@@ -448,6 +448,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             verbose=self.verbose,
         )
 
+    @restores_on_error
     def fit(self, X, y, sample_weight=None):
         """Fine-tune on images ``X`` with labels ``y``.
 

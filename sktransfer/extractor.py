@@ -17,7 +17,7 @@ from ._features import extract
 from ._memo import load_backbone
 from ._params import IMAGE_PARAMETERS, Interval, invalid, validate_params
 from ._spec import NetworkSpec
-from ._state import dump_state, load_network_state, rebuild_backbone, restore_state
+from ._state import dump_state, load_network_state, rebuild_backbone, restore_state, restores_on_error
 from .backbones._registry import backbone_modality
 from .data.inputs import InputSignature, validate_images
 from .data.text import TextSource, validate_texts
@@ -169,6 +169,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
     }
 
+    @restores_on_error
     def fit(self, X, y=None):
         """Load the backbone and validate ``X``.
 

@@ -210,3 +210,15 @@ def test_two_cpu_fits_with_a_seed_give_identical_predictions(data):
     np.testing.assert_array_equal(clone(clf).fit(X, y).predict_proba(X), first)
     extractor = PretrainedFeatureExtractor(TINY, weights=None, random_state=3)
     np.testing.assert_array_equal(clone(extractor).fit_transform(X), clone(extractor).fit_transform(X))
+
+
+def test_a_fit_that_fails_leaves_the_estimator_as_it_was(data, folder):
+    X, y = data
+    clf = FineTunedClassifier(TINY, max_epochs=1, batch_size=16, augment=None, random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    folder[5].write_bytes(b"not an image")
+    labels = np.array(["a", "b"] * 6)
+    with pytest.raises(ValueError, match=r"X\[5\]: cannot read image file"):
+        clf.fit(folder, labels)  # fails while training, after the labels were read
+    assert clf.classes_.tolist() == [0, 1] and clf._input_signature.kind == "array"
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
