@@ -20,6 +20,7 @@ import torch
 from ._device import resolve_device, resolve_precision
 from ._seeding import seed_from
 from .data.inputs import InputOptions
+from .backbones._registry import local_model_folder
 from .backbones._weights import file_weights_id, is_weights_file
 
 
@@ -79,8 +80,13 @@ class NetworkSpec:
         else:
             identity = str(weights)
         size = estimator.input_size
+        backbone = estimator.backbone
+        folder = local_model_folder(backbone)
+        if folder is not None:  # found from any working directory; rewritten in place, another model
+            backbone = folder
+            identity = f"{identity}:{folder_identity(Path(folder))}"
         return cls(
-            backbone=estimator.backbone,
+            backbone=backbone,
             weights=weights,
             weights_identity=identity,
             seed=seed_from(estimator.random_state),
@@ -119,3 +125,15 @@ class NetworkSpec:
         if self.weights is None and self.seed is None:
             return None
         return (self.backbone, self.weights_identity, self.seed if self.weights is None else None)
+
+
+def folder_identity(folder: Path) -> str:
+    """The files of a model folder by name, size and modification time, as a short digest
+    (a folder rewritten in place, by a new training run, is another model)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        h.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]

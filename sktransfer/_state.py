@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import warnings
 from typing import Optional
 
@@ -83,6 +84,11 @@ def rebuild_backbone(spec: NetworkSpec) -> Backbone:
                 return architecture(spec.backbone, spec.weights)
             return get_backbone(spec.backbone, weights=None)
         except ValueError as exc:
+            if os.sep in spec.backbone and not os.path.isdir(spec.backbone):
+                raise ValueError(
+                    f"cannot rebuild the saved network: its model folder {spec.backbone!r} is not on this "
+                    "machine (a text model is rebuilt from its folder's configuration and tokenizer)"
+                ) from None
             raise ValueError(
                 f"cannot rebuild the saved network: {exc}. Register the backbone (or install its "
                 "plugin) as in the process that fitted the estimator."

@@ -105,7 +105,8 @@ def load_library_docstrings(sources: dict = None, min_length: int = 40, max_per_
     of those classes) give one text each; the library names themselves are
     masked as ``"LIB"`` (they would give the answer away), duplicates and texts
     shorter than ``min_length`` characters are dropped. The texts depend on the
-    installed versions, which ``versions`` records.
+    installed versions, which ``versions`` records (and on opt-in experimental
+    scikit-learn estimators enabled before the call, which add theirs).
 
     Parameters
     ----------
@@ -143,7 +144,13 @@ def load_library_docstrings(sources: dict = None, min_length: int = 40, max_per_
                 continue
             top = importlib.import_module(module_name.split(".")[0])
             versions[library] = getattr(top, "__version__", "unknown")
-            for name, obj in sorted(vars(module).items()):
+            # the module's declared API: its namespace also holds whatever other imports added
+            public = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+            for name in sorted(set(public)):
+                try:
+                    obj = getattr(module, name)
+                except (AttributeError, ImportError):  # declared, but opt-in (experimental) or gone
+                    continue
                 if name.startswith("_") or not (inspect.isclass(obj) or callable(obj)):
                     continue
                 home = getattr(obj, "__module__", None) or ""

@@ -192,6 +192,8 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         spec = NetworkSpec.of(self, stage=self.stage)
         if backbone_modality(self.backbone) == "text":
             return self._fit_text(X, spec)
+        if self.max_length is not None:
+            raise invalid(self, "max_length", "None with an image backbone (it counts a text model's tokens)")
         _, signature = validate_images(self, X, spec.inputs)
         backbone = load_backbone(spec, memo=self.cache)
         index = stage_index(spec.stage, backbone, spec.backbone)
@@ -219,6 +221,10 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     def _fit_text(self, X, spec):
         if self.stage is not None:
             raise invalid(self, "stage", "None with a text backbone (its last layer, pooled as the model says)")
+        if self.pooling != "avg":
+            raise invalid(self, "pooling", "'avg' with a text backbone, which pools as its model folder says")
+        if self.input_size is not None:
+            raise invalid(self, "input_size", "None with a text backbone (see max_length)")
         texts = validate_texts(X, type(self).__name__)
         backbone = load_backbone(spec, memo=self.cache, modality="text")
         self.model_, self.data_config_ = _text_net(spec, backbone, self.max_length)
@@ -301,7 +307,7 @@ def _text_net(spec, backbone, max_length=None, config=None):
     """The frozen text encoder with its pooling and tokenizer, on ``spec``'s device and
     dtype, and its text config (``max_length`` replacing the model's own limit)."""
     config = config or backbone.data_config
-    if max_length is not None:
+    if max_length is not None:  # more than the model's positions raises here, in fit
         config = dataclasses.replace(config, max_length=int(max_length))
     model = TextFeatureNet(backbone.module, TextPool(config), backbone.tokenizer)
     model = model.eval().requires_grad_(False).place(spec.torch_device, spec.dtype)

@@ -19,8 +19,9 @@ names the first one broken:
 and, when built on the CPU (``device="cpu"``, the default):
 
 5. eval mode is deterministic (two passes give equal outputs);
-6. with the first ``k`` stages frozen, a backward pass reaches every later
-   stage and no frozen one;
+6. in training mode (BatchNorm on its statistics, as the classifier trains),
+   the module returns a tensor, and with the first ``k`` stages frozen a
+   backward pass reaches every later stage and no frozen one;
 7. a :class:`~sktransfer.PretrainedFeatureExtractor` on it fits and transforms
    on the CPU, and pickle and skops (when installed) round trips give the same
    features.
@@ -40,7 +41,7 @@ import torch
 
 from .backbones import Backbone, DataConfig, get_backbone, register_backbone
 from .backbones._base import FEATURE_FORMATS
-from .nn.freezing import freeze_stages
+from .nn.freezing import freeze_stages, keep_batchnorm_in_eval
 
 __all__ = ["BackboneContractError", "check_backbone", "parametrize_with_backbone_checks"]
 
@@ -72,7 +73,8 @@ def check_backbone(backbone: Union[str, Callable], weights: Any = None, *, devic
     ----------
     backbone : str or callable
         A registered name, or a factory ``factory(name, weights) -> Backbone``
-        (registered for the check as ``"check/<factory name>"``).
+        (registered for the check as ``"check/<factory name>"``, which stays
+        in the registry).
     weights : str, path or None, default=None
         The weights to build with; None (random) needs no files.
     device : {"cpu", "meta"}, default="cpu"
@@ -150,6 +152,9 @@ def parametrize_with_backbone_checks(names: Iterable[str]):
     import pytest
 
     names = list(names)
+    if not names:  # a plugin that failed to load lists nothing: fail, do not skip
+        raise ValueError("no backbone names to check (did the plugin's entry point load? see the "
+                         "RuntimeWarning of sktransfer's registry)")
     return pytest.mark.parametrize("backbone_name", names, ids=names)
 
 
@@ -236,11 +241,28 @@ def _check_determinism(backbone, name) -> None:
 
 
 def _check_freezing(backbone, name) -> None:
+    """In training mode, as the classifier trains (BatchNorm on its statistics); the
+    module's mode and trainable flags are put back afterwards."""
+    flags = [p.requires_grad for p in backbone.module.parameters()]
+    backbone.module.train()
+    keep_batchnorm_in_eval(backbone.module)
+    try:
+        _check_gradients(backbone, name)
+    finally:
+        backbone.module.eval()
+        for p, flag in zip(backbone.module.parameters(), flags):
+            p.requires_grad_(flag)
+        backbone.module.zero_grad(set_to_none=True)
+
+
+def _check_gradients(backbone, name) -> None:
     stages = backbone.stages
     for depth in sorted({1, len(stages) - 1} - {0}):
         freeze_stages(stages, depth)
         backbone.module.zero_grad(set_to_none=True)
         out, ran = _forward(backbone, grad=True)
+        _require(torch.is_tensor(out), name, f"in training mode the module returns a {type(out).__name__}, "
+                 "not a tensor (an auxiliary output?)")
         if not out.requires_grad:  # every stage that runs is frozen
             _require(max(ran) < depth, name, f"no gradient reaches the output with {depth} stages frozen")
             continue
@@ -251,8 +273,6 @@ def _check_freezing(backbone, name) -> None:
                 _require(not any(got), name, f"stage {stage_name!r} got gradients while frozen (depth {depth})")
             elif got and i in ran:
                 _require(any(got), name, f"no gradient reached stage {stage_name!r} with {depth} stages frozen")
-    freeze_stages(stages, 0)
-    backbone.module.zero_grad(set_to_none=True)
 
 
 def _check_estimator(name, weights) -> None:

@@ -86,3 +86,27 @@ def test_a_good_factory_passes_on_the_cpu():
             return sequential_backbone(_stages(), num_features=8, data_config=CONFIG, stage_formats=("NCHW",) * 2)
 
     assert check_backbone(good).stage_names == ["stem", "block"]
+
+
+class _AuxInTraining(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return (y, y.mean()) if self.training else y
+
+
+def test_a_backbone_that_breaks_in_training_mode_fails():
+    def aux_output(name, weights):
+        stages = _stages()[:1] + [("block", _AuxInTraining())]
+        return sequential_backbone(stages, num_features=8, data_config=CONFIG, stage_formats=("NCHW",) * 2)
+
+    with pytest.raises(BackboneContractError, match="in training mode the module returns a tuple"):
+        check_backbone(aux_output)
+
+
+def test_an_empty_list_of_names_fails_instead_of_skipping():
+    with pytest.raises(ValueError, match="no backbone names to check"):
+        parametrize_with_backbone_checks([])

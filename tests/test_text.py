@@ -139,3 +139,45 @@ def test_the_text_example_beats_random_init_clearly():
     pretrained = rows["frozen MiniLM + LogisticRegression"]["accuracy"][0]
     random = rows["random-init MiniLM + LogisticRegression"]["accuracy"][0]
     assert pretrained > 0.85 and pretrained > random + 0.1
+
+
+def test_token_limits_and_image_settings_are_checked():
+    with pytest.raises(ValueError, match="max_length=100000 exceeds the 512 positions the model takes"):
+        PretrainedFeatureExtractor(MINILM, max_length=100000).fit(TEXTS)
+    for params in ({"pooling": "max"}, {"input_size": 64}):
+        with pytest.raises(ValueError, match="with a text backbone"):
+            PretrainedFeatureExtractor(MINILM, **params).fit(TEXTS)
+    with pytest.raises(ValueError, match="max_length' parameter .* must be None with an image backbone"):
+        PretrainedFeatureExtractor("resnet18", weights=None, max_length=8).fit(np.zeros((2, 8, 8, 3), np.uint8))
+
+
+def test_more_text_containers_and_bad_unicode(extractor):
+    expected = extractor.transform(TEXTS[:3])
+    np.testing.assert_array_equal(extractor.transform(pd.Index(TEXTS[:3])), expected)
+    if hasattr(np.dtypes, "StringDType"):
+        np.testing.assert_array_equal(extractor.transform(np.array(TEXTS[:3], dtype=np.dtypes.StringDType())),
+                                      expected)
+    with pytest.raises(ValueError, match=r"X\[1\] is not valid Unicode text"):
+        extractor.transform(["fine", "broken \ud800 surrogate"])
+
+
+def test_a_rewritten_folder_is_another_model_and_saved_ones_find_their_folder(tmp_path, monkeypatch):
+    import shutil
+
+    folder = shutil.copytree(minilm.get_model_path(), tmp_path / "model")
+    monkeypatch.chdir(tmp_path)
+    first = PretrainedFeatureExtractor("model").fit(TEXTS)
+    before = first.transform(TEXTS)
+    payload = pickle.dumps(first)
+    # a new training run writes its weights into the same folder
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v * 0.5 if v.is_floating_point() else v for k, v in weights.items()}, folder / "model.safetensors")
+    second = PretrainedFeatureExtractor("model").fit(TEXTS)
+    assert not np.allclose(second.transform(TEXTS), before)
+    monkeypatch.chdir("/")  # the saved extractor knows its folder by its absolute path
+    np.testing.assert_array_equal(pickle.loads(payload).transform(TEXTS), before)
+    shutil.rmtree(folder)
+    with pytest.raises(ValueError, match="its model folder .* is not on this machine"):
+        pickle.loads(payload)

@@ -74,6 +74,9 @@ class TextConfig:
     normalize : bool
         Scale each vector to unit length (as sentence-transformers models
         with a ``Normalize`` module do).
+    max_positions : int or None
+        The most tokens the model's position embeddings take; ``max_length``
+        may not exceed it.
 
     Examples
     --------
@@ -85,8 +88,12 @@ class TextConfig:
     max_length: int
     pooling: str = "mean"
     normalize: bool = False
+    max_positions: Any = None
 
     def __post_init__(self):
+        if self.max_positions is not None and self.max_length > self.max_positions:
+            raise ValueError(f"max_length={self.max_length} exceeds the {self.max_positions} positions "
+                             "the model takes")
         if self.pooling not in TEXT_POOLINGS:
             raise ValueError(f"pooling must be one of {TEXT_POOLINGS}, got {self.pooling!r}")
 
@@ -127,7 +134,8 @@ class Backbone:
         takes ``(input_ids, attention_mask)`` and returns token outputs
         (``"NLC"``).
     weights_id : str, default="random"
-        Which weights were loaded (part of feature-cache keys and reprs).
+        Which weights were loaded (shown in reprs and ``weights_id_``; the
+        feature cache keys on a fingerprint of the weights themselves).
     tokenizer : callable or None, default=None
         A text backbone's Hugging Face tokenizer.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import json
 import os
 import threading
 import warnings
@@ -115,7 +116,7 @@ def _lookup(name: str) -> _Entry:
     prefixes = [p for p in _namespaces if name.startswith(p) and len(name) > len(p)]
     if prefixes:
         return _namespaces[max(prefixes, key=len)]
-    if os.path.isfile(os.path.join(os.path.expanduser(name), "config.json")) and "hf/" in _namespaces:
+    if "hf/" in _namespaces and is_model_folder(os.path.expanduser(name)):
         return _namespaces["hf/"]  # a local Hugging Face or sentence-transformers model folder
     candidates = list(_names) + [p + "*" for p in _namespaces]
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
@@ -124,6 +125,28 @@ def _lookup(name: str) -> _Entry:
         f"unknown backbone {name!r}{hint} "
         "(list_backbones() shows the registered names)"
     )
+
+
+def is_model_folder(folder: str) -> bool:
+    """A Hugging Face model folder: a config naming its model type, and a tokenizer."""
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    tokenizer = any(os.path.isfile(os.path.join(folder, f))
+                    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
+    return isinstance(config, dict) and "model_type" in config and tokenizer
+
+
+def local_model_folder(name: str) -> Optional[str]:
+    """The absolute path of the local model folder ``name`` stands for, or None (a
+    registered name wins over a folder of the same name)."""
+    _ensure_loaded()
+    folder = os.path.expanduser(name)
+    with _lock:
+        taken = name in _names or any(name.startswith(p) and len(name) > len(p) for p in _namespaces)
+    return None if taken or not is_model_folder(folder) else os.path.abspath(folder)
 
 
 def backbone_factory(name: str) -> BackboneFactory:
@@ -227,7 +250,7 @@ def _load_plugins() -> None:
         where = f"entry point {ep.name!r} = {ep.value!r} in group {ENTRY_POINT_GROUP!r}"
         try:
             factory = ep.load()
-            register_backbone(ep.name, factory)
+            register_backbone(ep.name, factory, modality=getattr(factory, "modality", "image"))
         except Exception as exc:  # a broken plugin must never break the library
             warnings.warn(
                 f"sktransfer skipped backbone plugin {ep.name!r} ({where}): "

@@ -68,27 +68,50 @@ def model_folder(name: str) -> Path:
         ) from None
 
 
-def _text_config(folder: Path, tokenizer) -> TextConfig:
+_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
+                  "pooling_mode_max_tokens": "max"}
+
+
+def _pooling(folder: Path, module: dict) -> str:
+    config = json.loads((folder / module["path"] / "config.json").read_text())
+    modes = [key for key, on in config.items() if key.startswith("pooling_mode") and on]
+    if len(modes) != 1 or modes[0] not in _POOLING_MODES:
+        raise ValueError(f"the model in {str(folder)!r} pools with {modes}; sktransfer reproduces one of "
+                         f"{sorted(_POOLING_MODES)} only, so its embeddings would not be the model's own")
+    return _POOLING_MODES[modes[0]]
+
+
+def _text_config(folder: Path, tokenizer, positions: int) -> TextConfig:
     """Pooling, normalization and token limit from a sentence-transformers folder; a
-    plain Hugging Face folder gets mean pooling, no normalization, the tokenizer's limit."""
+    plain Hugging Face folder gets mean pooling, no normalization, the tokenizer's limit.
+    The limit never exceeds what the position embeddings hold (``positions``). Modules
+    whose output sktransfer does not reproduce (Dense layers, lower-casing...) raise."""
+    pooling, normalize, limit = "mean", False, getattr(tokenizer, "model_max_length", positions)
     modules = folder / "modules.json"
-    pooling, normalize = "mean", False
     if modules.is_file():
         for module in json.loads(modules.read_text()):
-            kind = module.get("type", "")
-            if kind.endswith("Normalize"):
+            kind = module.get("type", "").rsplit(".", 1)[-1]
+            if kind == "Normalize":
                 normalize = True
-            if kind.endswith("Pooling"):
-                config = json.loads((folder / module["path"] / "config.json").read_text())
-                if config.get("pooling_mode_cls_token"):
-                    pooling = "cls"
-                elif config.get("pooling_mode_max_tokens"):
-                    pooling = "max"
-    limit = getattr(tokenizer, "model_max_length", 512)
+            elif kind == "Pooling":
+                pooling = _pooling(folder, module)
+            elif kind != "Transformer":
+                raise ValueError(f"the model in {str(folder)!r} has a {kind} module, which sktransfer does "
+                                 "not reproduce: its embeddings would not be the model's own")
     st_config = folder / "sentence_bert_config.json"
     if st_config.is_file():
-        limit = json.loads(st_config.read_text()).get("max_seq_length") or limit
-    return TextConfig(max_length=int(min(limit, 8192)), pooling=pooling, normalize=normalize)
+        settings = json.loads(st_config.read_text())
+        if settings.get("do_lower_case"):
+            raise ValueError(f"the model in {str(folder)!r} lower-cases its input, which sktransfer does not")
+        limit = settings.get("max_seq_length") or limit
+    return TextConfig(max_length=int(min(limit, positions)), pooling=pooling, normalize=normalize,
+                      max_positions=positions)
+
+
+def _positions(config) -> int:
+    """Tokens the position embeddings hold (RoBERTa-style models keep two for padding)."""
+    positions = int(getattr(config, "max_position_embeddings", 512))
+    return positions - 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else positions
 
 
 class TextEncoder(nn.Module):
@@ -133,7 +156,7 @@ def build(name: str, weights) -> Backbone:
         module=TextEncoder(model),
         stages=tuple(stages),
         num_features=int(config.hidden_size),
-        data_config=_text_config(folder, tokenizer),
+        data_config=_text_config(folder, tokenizer, _positions(config)),
         stage_formats=("NLC",) * len(stages),
         modality="text",
         weights_id=f"{name}:{'pretrained' if weights else 'random'}",

@@ -33,13 +33,14 @@ def _items(X, name: str) -> list:
         return native.to_list()
     if isinstance(X, str):
         raise TypeError("X is a single string; pass a list of texts, e.g. [text]")
-    if isinstance(X, np.ndarray):
-        if X.ndim == 2 and X.shape[1] == 1:
-            X = X[:, 0]
-        if X.ndim == 1 and X.dtype.kind in "OSU":
-            return X.tolist()
     if isinstance(X, (list, tuple)):
         return list(X)
+    if not torch.is_tensor(X) and hasattr(X, "__array__"):  # numpy arrays, pandas Index...
+        column = np.asarray(X)
+        if column.ndim == 2 and column.shape[1] == 1:
+            column = column[:, 0]
+        if column.ndim == 1 and column.dtype.kind in "OSUT":
+            return column.tolist()
     shape = getattr(X, "shape", None)
     what = f"an array of shape {tuple(shape)} and dtype {X.dtype}" if shape is not None else type(X).__name__
     raise TypeError(
@@ -55,6 +56,10 @@ def validate_texts(X, name: str) -> list[str]:
         raise ValueError("Found 0 texts (an empty input) while a minimum of 1 is required.")
     for i, item in enumerate(texts):
         if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"X[{i}] is not valid Unicode text ({exc.reason} at {exc.start})") from None
             continue
         if item is None or (isinstance(item, float) and math.isnan(item)) or type(item).__name__ == "NAType":
             raise ValueError(f"X[{i}] is missing ({item!r}); fill or drop missing texts first")
@@ -92,6 +97,6 @@ class TextSource:
     def digests(self) -> list:
         """A SHA-256 (16 bytes) per text of its UTF-8 bytes."""
         def digest(text):
-            return hashlib.sha256(b"text:" + text.encode("utf-8", "surrogatepass")).digest()[:16]
+            return hashlib.sha256(b"text:" + text.encode("utf-8")).digest()[:16]
 
         return list(workers().map(digest, self.items)) if len(self.items) > 1000 else [digest(t) for t in self.items]
