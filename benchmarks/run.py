@@ -18,6 +18,7 @@ import bench_frozen_head
 import bench_grid_search
 import bench_memory
 import bench_quality
+import bench_text
 import bench_transform
 import finetune_fashion_mnist
 from _common import RESULTS, save
@@ -28,7 +29,8 @@ SUITE = {
     "grid_search_cache": bench_grid_search.run,
     "frozen_head_vs_logistic_regression": bench_frozen_head.run,
     "finetune_fashion_mnist": finetune_fashion_mnist.run,
-    "quality": bench_quality.run,
+    "text_transform": bench_text.run,
+    "quality": bench_quality.run,  # hours on a CPU: last
 }
 # tables of their own in README.md, not figures of the ratio table
 OWN_TABLE = {"quality": bench_quality.write_table}
