@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from numbers import Integral
 from pathlib import Path
@@ -21,7 +20,7 @@ from ._state import dump_state, load_network_state, rebuild_backbone, restore_st
 from .backbones._registry import backbone_modality
 from .data.inputs import InputSignature, validate_images
 from .data.text import TextSource, validate_texts
-from .nn.networks import FeatureNet, TextFeatureNet, backbone_parts, stage_index
+from .nn.networks import FeatureNet, TextFeatureNet, backbone_parts, stage_index, text_config
 from .nn.pooling import TextPool
 
 
@@ -306,9 +305,7 @@ def _feature_net(spec, backbone, index, config=None):
 def _text_net(spec, backbone, max_length=None, config=None):
     """The frozen text encoder with its pooling and tokenizer, on ``spec``'s device and
     dtype, and its text config (``max_length`` replacing the model's own limit)."""
-    config = config or backbone.data_config
-    if max_length is not None:  # more than the model's positions raises here, in fit
-        config = dataclasses.replace(config, max_length=int(max_length))
+    config = config or text_config(backbone, max_length)
     model = TextFeatureNet(backbone.module, TextPool(config), backbone.tokenizer)
     model = model.eval().requires_grad_(False).place(spec.torch_device, spec.dtype)
     if spec.compile:

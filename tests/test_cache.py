@@ -192,9 +192,9 @@ class Counter:
 class Counting(FineTunedClassifier):
     """Counts the images through the first stage over a whole fit."""
 
-    def _build_net(self, spec, backbone, n_classes):
+    def _build_net(self, spec, backbone, n_classes, config=None):
         self.stem_counter_ = Counter(backbone.module.stem)
-        return super()._build_net(spec, backbone, n_classes)
+        return super()._build_net(spec, backbone, n_classes, config)
 
 
 # with a random head, the frozen part runs once over the 48 images, whether it ends in

@@ -138,7 +138,8 @@ def test_the_text_example_beats_random_init_clearly():
     assert len(docs.data) > 1000 and len(docs.target_names) == 4
     pretrained = rows["frozen MiniLM + LogisticRegression"]["accuracy"][0]
     random = rows["random-init MiniLM + LogisticRegression"]["accuracy"][0]
-    assert pretrained > 0.85 and pretrained > random + 0.1
+    tuned = rows["fine-tuned MiniLM (FineTunedClassifier, 3 epochs)"]["accuracy"][0]
+    assert pretrained > 0.85 and pretrained > random + 0.1 and tuned > random + 0.1
 
 
 def test_token_limits_and_image_settings_are_checked():
@@ -181,3 +182,24 @@ def test_a_rewritten_folder_is_another_model_and_saved_ones_find_their_folder(tm
     shutil.rmtree(folder)
     with pytest.raises(ValueError, match="its model folder .* is not on this machine"):
         pickle.loads(payload)
+
+
+def test_fine_tuning_a_text_encoder(tmp_path):
+    from sktransfer import FineTunedClassifier
+
+    clf = FineTunedClassifier(MINILM, freeze_depth=4, max_epochs=2, batch_size=8, lr=1e-4, random_state=0)
+    clf.fit(TEXTS, np.where(LABELS == 1, "markets", "animals"))
+    assert clf.net_.module_.stages[0][0] == "embeddings" and len(clf.net_.module_.stages) == 7
+    assert clf.predict(["A dog chases the cat.", "Bond prices slipped."]).tolist() == ["animals", "markets"]
+    expected = clf.predict_proba(TEXTS)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(TEXTS), expected)
+    path = sktransfer.save(clf, tmp_path / "text-clf.safetensors")
+    np.testing.assert_array_equal(sktransfer.load(path).predict_proba(TEXTS), expected)
+    # freeze_depth counts the embeddings and the six layers
+    assert FineTunedClassifier(MINILM, freeze_depth="all").fit(TEXTS, LABELS).score(TEXTS, LABELS) == 1.0
+    with pytest.raises(ValueError, match="freeze_depth=8 is out of range: the backbone has 7 stages"):
+        FineTunedClassifier(MINILM, freeze_depth=8).fit(TEXTS, LABELS)
+    with pytest.raises(ValueError, match="'pooling' parameter .* must be 'avg' with a text backbone"):
+        FineTunedClassifier(MINILM, pooling="max").fit(TEXTS, LABELS)
+    with pytest.raises(TypeError, match=r"X\[2\] is a int, not a string"):
+        clf.predict(["fine", "also fine", 3])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Optional
 
 import torch
@@ -101,7 +102,9 @@ def adapting_batchnorm(stages) -> bool:
 
 class ClassifierNet(nn.Module):
     """Raw image batches -> preprocessing -> augmentation (training only) -> backbone
-    stages -> pooling -> a new linear head; returns logits.
+    stages -> pooling -> a new linear head; returns logits. For a text backbone,
+    tokenized batches -> encoder -> its pooling -> the head (``tokenizer`` is kept as a
+    plain attribute).
 
     ``set_frozen(k)`` freezes the first ``k`` stages; they stay in eval mode
     whatever ``train()`` is called with. With ``batchnorm_statistics="pretrained"``
@@ -122,10 +125,13 @@ class ClassifierNet(nn.Module):
         self.n_frozen = 0
         self._applied_mode = None  # (training, n_frozen) that train() last applied
 
-    def forward(self, x=None, *, stage_input=None, sample_weight=None):
-        """Logits from raw images ``x``, or from the precomputed ``stage_input`` of the first
-        trainable stage (the frozen stages' output, stored once per fit).
+    def forward(self, x=None, *, stage_input=None, sample_weight=None, input_ids=None, attention_mask=None):
+        """Logits from raw images ``x``, from the precomputed ``stage_input`` of the first
+        trainable stage (the frozen stages' output, stored once per fit), or from
+        tokenized texts (``input_ids``, ``attention_mask``; a text backbone's trunk).
         ``sample_weight`` travels with a batch to the loss and is not used here."""
+        if input_ids is not None:
+            return self.head(self.pool(self.trunk(input_ids, attention_mask), attention_mask))
         if stage_input is None:
             stage_input, start = self.augment(self.preprocess(x)), 0
         else:
@@ -199,6 +205,13 @@ def data_config_for(spec, backbone: Backbone) -> DataConfig:
     base = backbone.data_config
     size = _input_size(spec.input_size, base, backbone.fixed_input_size, spec.backbone)
     return DataConfig(size, base.mean, base.std, base.interpolation, base.crop_pct)
+
+
+def text_config(backbone: Backbone, max_length: Optional[int] = None):
+    """A text backbone's :class:`~sktransfer.backbones.TextConfig`, with ``max_length``
+    replacing the model's own token limit (more than its positions raises)."""
+    config = backbone.data_config
+    return config if max_length is None else dataclasses.replace(config, max_length=int(max_length))
 
 
 def backbone_parts(spec, backbone: Backbone, index: int, config: Optional[DataConfig] = None):
