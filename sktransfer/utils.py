@@ -7,11 +7,14 @@ names the first one broken:
 1. the factory returns a :class:`~sktransfer.Backbone` of a modality the
    estimators take;
 2. its :class:`~sktransfer.DataConfig` is complete (input size, three means
-   and positive standard deviations, crop fraction);
+   and positive standard deviations, crop fraction), or, for a text backbone,
+   its :class:`~sktransfer.backbones.TextConfig` and tokenizer are, and its
+   stages give tokens;
 3. its stages are named, unique, and own every parameter of the module exactly
    once (so freezing by depth freezes exactly those stages), and a sequential
    backbone is its stages in order;
-4. on a batch of two images at the data config's size, the stages run in the
+4. on a batch of two images at the data config's size (two texts for a text
+   backbone), the stages run in the
    order listed (a stage may not run at all, as the head norm that timm keeps in
    a ConvNeXt's last group) and the last one's output has ``num_features``
    channels in its declared layout;
@@ -28,7 +31,8 @@ and, when built on the CPU (``device="cpu"``, the default):
 
 ``device="meta"`` checks 1-4 on shapes alone, without memory or compute (for
 large networks in a test suite); a network that computes on tensors while it is
-built is built on the CPU, then moved to the meta device.
+built is built on the CPU, then moved to the meta device. Text backbones are
+always checked on the CPU (their attention masks are read as values).
 """
 
 from __future__ import annotations
@@ -39,13 +43,15 @@ from typing import Any, Callable, Iterable, Union
 import numpy as np
 import torch
 
-from .backbones import Backbone, DataConfig, get_backbone, register_backbone
+from .backbones import Backbone, DataConfig, TextConfig, get_backbone, register_backbone
 from .backbones._base import FEATURE_FORMATS
+from .backbones._registry import backbone_modality
 from .nn.freezing import freeze_stages, keep_batchnorm_in_eval
 
 __all__ = ["BackboneContractError", "check_backbone", "parametrize_with_backbone_checks"]
 
-MODALITIES = ("image",)  # what the estimators take
+MODALITIES = ("image", "text")  # what the estimators take
+TEXTS = ["A short text.", "A second text, somewhat longer than the first one."]
 
 
 class BackboneContractError(AssertionError):
@@ -102,10 +108,12 @@ def check_backbone(backbone: Union[str, Callable], weights: Any = None, *, devic
     if callable(backbone):
         name = f"check/{getattr(backbone, '__name__', type(backbone).__name__)}"
         register_backbone(name, backbone, overwrite=True)
+    if device == "meta" and backbone_modality(name) == "text":
+        device = "cpu"  # attention masks are read as values: text encoders do not run on meta tensors
     built = _build(name, weights, device)
     with torch.device(device):
         _check_kind(built, name)
-        _check_data_config(built.data_config, name)
+        _check_data_config(built, name)
         _check_stages(built, name)
         _check_forward(built, name)
     if device == "cpu":
@@ -167,7 +175,16 @@ def _check_kind(backbone, name) -> None:
              f"num_features must be a positive int, got {backbone.num_features!r}")
 
 
-def _check_data_config(config, name) -> None:
+def _check_data_config(backbone, name) -> None:
+    config = backbone.data_config
+    if backbone.modality == "text":
+        _require(isinstance(config, TextConfig), name, f"a text backbone's data_config is a "
+                 f"{type(config).__name__}, not a TextConfig")
+        _require(isinstance(config.max_length, int) and config.max_length > 0, name,
+                 f"data_config.max_length must be a positive int, got {config.max_length!r}")
+        _require(callable(backbone.tokenizer), name, "a text backbone needs a tokenizer")
+        _require(all(f == "NLC" for f in backbone.stage_formats), name, "a text backbone's stages give tokens (NLC)")
+        return
     _require(isinstance(config, DataConfig), name, f"data_config is a {type(config).__name__}, not a DataConfig")
     size = config.input_size
     _require(len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size), name,
@@ -205,12 +222,17 @@ def _forward(backbone, grad=False):
     # every submodule: a stage of a non-sequential network is a grouping that is never called
     hooks = [module.register_forward_pre_hook(lambda m, a, i=i: order.append(i) if i not in order else None)
              for i, (_, stage) in enumerate(backbone.stages) for module in stage.modules()]
-    x = torch.zeros(2, 3, *backbone.data_config.input_size)
-    if x.device.type != "meta":
-        x = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
+    if backbone.modality == "text":
+        tokens = backbone.tokenizer(TEXTS, padding=True, return_tensors="pt")
+        inputs = (tokens["input_ids"], tokens["attention_mask"])
+    else:
+        x = torch.zeros(2, 3, *backbone.data_config.input_size)
+        if x.device.type != "meta":
+            x = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
+        inputs = (x,)
     try:
         with torch.set_grad_enabled(grad), torch.inference_mode(not grad):
-            return backbone.module(x), order
+            return backbone.module(*inputs), order
     finally:
         for hook in hooks:
             hook.remove()
@@ -279,6 +301,8 @@ def _check_estimator(name, weights) -> None:
     from . import SKOPS_TRUSTED_TYPES, PretrainedFeatureExtractor
 
     images = np.random.default_rng(0).integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
+    if backbone_modality(name) == "text":
+        images = TEXTS
     extractor = PretrainedFeatureExtractor(name, weights=weights, device="cpu", cache=False, random_state=0)
     features = extractor.fit_transform(images)
     _require(np.isfinite(features).all(), name, "the extractor gave non-finite features")

