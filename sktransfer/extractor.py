@@ -224,7 +224,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
             raise invalid(self, "pooling", "'avg' with a text backbone, which pools as its model folder says")
         if self.input_size is not None:
             raise invalid(self, "input_size", "None with a text backbone (see max_length)")
-        texts = validate_texts(X, type(self).__name__)
+        validate_texts(X, type(self).__name__)  # fit learns nothing from the texts: checked only
         backbone = load_backbone(spec, memo=self.cache, modality="text")
         self.model_, self.data_config_ = _text_net(spec, backbone, self.max_length)
         self.weights_id_ = backbone.weights_id
@@ -234,7 +234,6 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self._n_features_out = backbone.num_features
         self._spec = spec
         self._stage_index = len(backbone.stages) - 1
-        del texts  # validated: fit learns nothing from the data
         return self
 
     def transform(self, X):
