@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
+from skorch.helper import predefined_split
 from skorch.history import History
 from torch import nn
 
@@ -26,6 +27,7 @@ from ._params import IMAGE_PARAMETERS, Interval, StrOptions, invalid, validate_p
 from ._probe import fit_linear_probe
 from ._seeding import seeded
 from ._spec import NetworkSpec
+from ._version import DOC_LINK_TEMPLATE
 from ._state import dump_state, load_network_state, plain, rebuild_backbone, restore_state, restores_on_error
 from ._training import SCHEDULES, HeadFirst, LRSchedule, Progress, TransferNet
 from .backbones._registry import backbone_modality
@@ -195,9 +197,10 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         side, reflected at the border). None turns it off, e.g. where mirrored
         images change meaning (text, some digits).
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified) and stop when
-        the validation loss has not improved for ``n_iter_no_change`` epochs,
-        restoring the best weights.
+        Hold out ``validation_fraction`` of the data (stratified), or use the
+        ``X_val``, ``y_val`` passed to ``fit``, and stop when the validation
+        loss has not improved for ``n_iter_no_change`` epochs, restoring the
+        best weights.
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping, in (0, 1).
     n_iter_no_change : int, default=5
@@ -278,6 +281,10 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.predict(X[:3]).shape, clf.predict_proba(X[:3]).sum(axis=1).round(6).tolist()
     ((3,), [1.0, 1.0, 1.0])
     """
+
+    # the HTML repr's "?" icon opens this class's page of the API reference
+    _doc_link_module = "sktransfer"
+    _doc_link_template = DOC_LINK_TEMPLATE
 
     def __init__(
         self,
@@ -458,8 +465,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             iterator_train__seed=spec.seed,
             iterator_valid=BatchLoader,
             iterator_valid__device=str(device),
-            train_split=(ValidSplit(self.validation_fraction, stratified=True, random_state=spec.seed)
-                         if self.early_stopping else None),
+            train_split=self._internal_split(spec),
             callbacks=callbacks,
             classes=list(range(n_classes)),
             device=str(device),
@@ -468,8 +474,13 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             verbose=self.verbose,
         )
 
+    def _internal_split(self, spec):
+        if not self.early_stopping:
+            return None
+        return ValidSplit(self.validation_fraction, stratified=True, random_state=spec.seed)
+
     @restores_on_error
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None):
         """Fine-tune on images ``X`` with labels ``y``.
 
         Parameters are checked first, then the data, then the backbone is loaded.
@@ -483,6 +494,12 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each image in the loss (times its
             ``class_weight``); None weighs all images alike.
+        X_val, y_val : array-like, default=None
+            A validation set (the same kind of input as ``X``, labels among
+            ``y``'s classes), scored after every epoch: ``valid_loss`` and
+            ``valid_acc`` join the history and the epoch table, and early
+            stopping watches it instead of holding out part of ``X``. It is
+            not trained on.
 
         Returns
         -------
@@ -539,7 +556,13 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             self.probe_n_iter_ = self._fit_probe(module, source, spec, encoded, weights, continuing) if probe else None
             if module.n_frozen < len(module.stages):
                 inputs = self._training_inputs(module, source, spec)
-                net.partial_fit(ImageDataset(inputs, encoded.astype(np.int64), weights), encoded)
+                validation = self._validation_set(X_val, y_val, module, spec, weighted=weights is not None)
+                # the held-out images live only while training: the fitted net keeps no data
+                net.train_split = self._internal_split(spec) if validation is None else predefined_split(validation)
+                try:
+                    net.partial_fit(ImageDataset(inputs, encoded.astype(np.int64), weights), encoded)
+                finally:
+                    net.train_split = self._internal_split(spec)
             self.net_ = net
         self.device_ = spec.torch_device
         # epochs that ran to their end (an interrupted one has no train_loss)
@@ -607,6 +630,26 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             head.weight.copy_(W)
             head.bias.copy_(b)
         return n_iter
+
+    def _validation_set(self, X_val, y_val, module, spec, weighted):
+        """``X_val``, ``y_val`` as the network's validation dataset, or None."""
+        if X_val is None and y_val is None:
+            return None
+        if X_val is None or y_val is None:
+            raise ValueError("X_val and y_val must be passed together")
+        if self._input_signature.kind == "text":
+            source = TextSource(validate_texts(X_val, type(self).__name__), module.tokenizer,
+                                self.data_config_.max_length)
+        else:
+            source, _ = validate_images(self, X_val, spec.inputs, self._input_signature)
+        y_val = _labels(y_val, len(source))
+        unknown = ~np.isin(y_val, self.classes_)
+        if unknown.any():
+            i = int(np.argmax(unknown))
+            raise ValueError(f"y_val[{i}] = {y_val[i:i + 1].tolist()[0]!r} is not one of the classes of y {self.classes_.tolist()}")
+        weights = np.ones(len(source), dtype=np.float32) if weighted else None
+        encoded = np.searchsorted(self.classes_, y_val).astype(np.int64)
+        return ImageDataset(self._training_inputs(module, source, spec), encoded, weights)
 
     def _training_inputs(self, module, source, spec):
         """What the net trains on: the images, or the output of the frozen stages computed

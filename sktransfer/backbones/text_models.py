@@ -183,3 +183,15 @@ def _quiet(transformers):
 def _init_arguments(config) -> set:
     cls = _transformers().AutoModel._model_mapping[type(config)]
     return set(inspect.signature(cls.__init__).parameters)
+
+
+def weights_available(name: str) -> bool:
+    """Whether the model folder of ``name`` is on this machine."""
+    try:
+        model_folder(name)
+    except WeightsUnavailableError:
+        return False
+    return True
+
+
+build.weights_available = weights_available

@@ -98,6 +98,16 @@ def _from_file(timm, spec, path, weights_id):
     return model, weights_id
 
 
+def weights_available(name: str) -> bool:
+    """Whether the default pretrained weights of ``name`` are in the Hugging Face cache."""
+    timm, arch = _timm(), name.removeprefix(PREFIX)
+    try:
+        spec = f"{arch}.{_pretrained_tag(timm, arch, 'DEFAULT')}"
+    except ValueError:  # no pretrained weights at all
+        return False
+    return _cached_file(timm.models.get_pretrained_cfg(spec).to_dict()) is not None
+
+
 def _create(timm, arch, weights):
     """Create the headless model with its weights; returns ``(model, weights_id)``."""
     if weights is None:
@@ -159,3 +169,6 @@ def build(name: str, weights="DEFAULT") -> Backbone:
         fixed_input_size=bool(model.pretrained_cfg.get("fixed_input_size", False)),
         weights_id=weights_id,
     )
+
+
+build.weights_available = weights_available

@@ -245,9 +245,17 @@ def _architecture_kwargs(name, ref):
     return kwargs
 
 
+def _cache_path(enum) -> str:
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(enum.url))
+
+
+def weights_available(name: str) -> bool:
+    """Whether the default weights of ``name`` are in torch's download cache."""
+    return os.path.isfile(_cache_path(get_model_weights(name).DEFAULT))
+
+
 def _download_state_dict(name, enum):
-    cache = os.path.join(torch.hub.get_dir(), "checkpoints")
-    filename = os.path.basename(enum.url)
+    cache, filename = os.path.split(_cache_path(enum))
     if not os.path.isfile(os.path.join(cache, filename)):
         require_download(
             f"weights {enum} for backbone {name!r}",
@@ -289,3 +297,6 @@ def architecture(name: str, weights) -> Backbone:
 
 
 build.architecture = architecture
+
+
+build.weights_available = weights_available

@@ -43,6 +43,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .files import IMAGE_EXTENSIONS
+
 # Samples per chunk when scanning arrays for NaN, infinity and range, so the
 # scan's temporaries stay small whatever n is.
 _SCAN_CHUNK = 256
@@ -221,7 +223,6 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
 
 
 MAX_LISTED = 20  # unusable images named in one error
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 SCAN_SECONDS = 30.0  # decoding spent looking for more of them once one failed
 
 
@@ -407,7 +408,7 @@ def list_source(items) -> ImageSource:
             problems.append((i, ValueError(f"X[{i}]: {str(path)!r} is a directory, not an image file")))
     if problems:
         error = unusable_images(problems, len(paths))
-        if len(problems) == len(paths) and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in paths):
+        if len(problems) == len(paths) and not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in paths):
             error.args = (f"{error.args[0]}\n(strings are image file paths for an image backbone; "
                           "for texts, use a text backbone such as "
                           "'sentence-transformers/all-MiniLM-L6-v2')",)

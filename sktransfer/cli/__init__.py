@@ -1,0 +1,176 @@
+"""The ``sktransfer`` command line: from a folder of images to a saved, evaluated model.
+
+``sktransfer backbones``, ``extract``, ``fit``, ``predict``, ``evaluate`` and ``demo``.
+This module imports only the standard library: ``--help`` answers at once, and torch
+is imported by the command that needs it.
+
+Exit status: 0 on success, 1 when the data (or a file) is bad, 2 when the command is
+called wrongly (an unknown option or backbone, an output it cannot write), 130 when
+interrupted. Errors print as one line; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from .._version import __version__
+
+EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _common(parser: argparse.ArgumentParser, *, compute: bool = True) -> None:
+    group = parser.add_argument_group("common options")
+    if compute:
+        group.add_argument("--device", default="auto",
+                           help="'auto' (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N' (default: auto)")
+        group.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                           help="images per batch (default: chosen for the device)")
+    group.add_argument("-q", "--quiet", action="store_true", help="print results only: no progress, no epoch table")
+    group.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def _network(parser: argparse.ArgumentParser) -> None:
+    """Which pretrained network, with which weights, at which image size."""
+    parser.add_argument("-b", "--backbone", required=True, help="a registered backbone (see 'sktransfer backbones')")
+    parser.add_argument("--weights", type=_weights, default="DEFAULT",
+                        help="'DEFAULT', a weights name, 'none' (random) or a weights file")
+    parser.add_argument("--input-size", type=_positive_int, default=None, metavar="PX",
+                        help="resize images to PX x PX (default: the weights' size)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _freeze_depth(text: str):
+    return text if text == "all" else int(text)
+
+
+def _weights(text: str):
+    return None if text.lower() == "none" else text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sktransfer`` command (also documents it)."""
+    parser = argparse.ArgumentParser(
+        prog="sktransfer",
+        description="Transfer learning from the command line: pretrained features and fine-tuned "
+                    "classifiers for folders of images (and texts).",
+        epilog="Run 'sktransfer COMMAND --help' for a command's options. Exit status: 0 success, "
+               "1 bad data, 2 bad usage.",
+    )
+    parser.add_argument("--version", action="version", version=f"sktransfer {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = commands.add_parser("backbones", help="list the registered backbones",
+                            description="List backbones: name, provider, modality, feature size, input "
+                                        "size, and whether the default weights are on this machine "
+                                        "('offline') or would be downloaded.")
+    p.add_argument("pattern", nargs="?", metavar="PATTERN",
+                   help="shell-style filter such as 'resnet*' or 'timm/*vit*' (namespaces are expanded)")
+    _common(p, compute=False)
+
+    p = commands.add_parser("extract", help="write the features of images or texts to a file",
+                            description="Run a frozen pretrained backbone over INPUT and write one row "
+                                        "of features per image (or text).")
+    p.add_argument("input", metavar="INPUT",
+                   help="a folder (every image below it), an image, a .txt list of paths or a .csv; "
+                        "for a text backbone a .txt (one text per line) or a .csv")
+    _network(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="features.npy (a float32 matrix), .csv or .parquet (an id column, then the features)")
+    p.add_argument("--column", default=None, help="the .csv column to read (default: 'path', or 'text')")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _common(p)
+
+    p = commands.add_parser("fit", help="fine-tune a classifier on a folder of labelled images",
+                            description="Fine-tune BACKBONE on FOLDER (one sub-folder of images per class), "
+                                        "report on a stratified held-out split and save the model.")
+    p.add_argument("folder", metavar="FOLDER", help="one sub-folder of images per class (ImageFolder layout)")
+    _network(p)
+    p.add_argument("-o", "--output", required=True, metavar="MODEL",
+                   help="model.safetensors (sktransfer.save) or model.skops (skops); neither holds code")
+    p.add_argument("--freeze-depth", type=_freeze_depth, default=0, metavar="K",
+                   help="freeze the first K stages; 'all' trains only the head (default: 0)")
+    p.add_argument("--epochs", type=_positive_int, default=10, metavar="N", help="training epochs (default: 10)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 0.001)")
+    p.add_argument("--val", type=_fraction, default=0.2, metavar="FRACTION",
+                   help="stratified fraction held out for the report; 0 trains on all (default: 0.2)")
+    p.add_argument("--augment", choices=["flip", "flip_crop", "none"], default="flip",
+                   help="train-time augmentation (default: flip)")
+    p.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                   help="seed of the split and the training (default: 0)")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="also save training_curve.png and confusion_matrix.png in DIR (needs matplotlib)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    _common(p)
+
+    p = commands.add_parser("predict", help="predict classes and probabilities with a saved model",
+                            description="Predict INPUT with MODEL: one row per image (or text) with the "
+                                        "predicted class and the probability of each class.")
+    p.add_argument("model", metavar="MODEL", help="a .safetensors or .skops model file")
+    p.add_argument("input", metavar="INPUT", help="as for 'extract'")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="predictions.csv or .parquet (default: CSV on standard output)")
+    p.add_argument("--column", default=None, help="the .csv column to read (default: 'path', or 'text')")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _common(p)
+
+    p = commands.add_parser("evaluate", help="score a saved model on a folder of labelled images",
+                            description="Print accuracy, a classification report and the confusion matrix "
+                                        "of MODEL on FOLDER (one sub-folder per class).")
+    p.add_argument("model", metavar="MODEL", help="a .safetensors or .skops model file")
+    p.add_argument("folder", metavar="FOLDER", help="one sub-folder of images per class")
+    p.add_argument("--plots", default=None, metavar="DIR", help="also save confusion_matrix.png in DIR")
+    _common(p)
+
+    p = commands.add_parser("demo", help="raw pixels vs frozen features vs fine-tuning on digits",
+                            description="The main job, offline: scikit-learn's digits classified from raw "
+                                        "pixels, from frozen EfficientNet-Lite0 features, and by "
+                                        "fine-tuning it; prints the table and saves a figure. About two "
+                                        "minutes on 2 CPU cores.")
+    p.add_argument("--output-dir", default=".", metavar="DIR", help="where to save demo.png (default: .)")
+    p.add_argument("--epochs", type=_positive_int, default=3, metavar="N", help="fine-tuning epochs (default: 3)")
+    _common(p)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    Examples
+    --------
+    >>> from sktransfer.cli import main
+    >>> main(["backbones", "resnet1*", "--quiet"])  # doctest: +SKIP
+    """
+    args = build_parser().parse_args(argv)
+    from ._commands import COMMANDS
+    from ._io import UsageError
+
+    try:
+        COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("sktransfer: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `sktransfer predict ... | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as exc:  # every failure is reported as one line, unless --debug
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"sktransfer {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_DATA
+    return EXIT_OK

