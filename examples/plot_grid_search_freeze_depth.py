@@ -7,8 +7,8 @@ its ``freeze_depth`` (how many of the backbone's stages keep their pretrained we
 and learning rate are chosen by cross-validation like any hyper-parameter. Frozen
 stages cost less: their outputs are computed once and cached.
 
-Small settings so that this runs in about a minute on a CPU: 400 digits, 2 epochs,
-2 folds.
+Small settings so that this runs in about a minute on a CPU: 400 digits, 2 folds of
+200 training images, 3 epochs of batches of 16.
 """
 
 # %%
@@ -24,15 +24,17 @@ digits = load_digits_images()
 X, _, y, _ = train_test_split(digits.images, digits.target, train_size=400, stratify=digits.target,
                               random_state=0)
 
-model = FineTunedClassifier("efficientnet_lite0", input_size=32, max_epochs=2, augment=None, random_state=0)
-search = GridSearchCV(model, {"freeze_depth": [0, 3, 5, "all"], "lr": [1e-3, 3e-3]}, cv=2)
+model = FineTunedClassifier("efficientnet_lite0", input_size=32, max_epochs=3, batch_size=16, augment=None,
+                            random_state=0)
+search = GridSearchCV(model, {"freeze_depth": [0, 3, "all"], "lr": [3e-4, 1e-3]}, cv=2)
 search.fit(X, y)
 print("best:", search.best_params_, f"accuracy {search.best_score_:.3f}")
 
 # %%
 # The mean cross-validated accuracy of each pair, as a heatmap. ``"all"`` freezes the
 # whole backbone and solves a linear probe on its features; its learning rate does not
-# matter.
+# matter. With 36 training steps, the lower learning rate is the safer one, and
+# training the whole network beats the probe: digits are far from ImageNet.
 results = pd.DataFrame(search.cv_results_)
 table = results.pivot_table(index="param_freeze_depth", columns="param_lr", values="mean_test_score",
                             sort=False)

@@ -26,6 +26,7 @@ for weights, label in (("DEFAULT", "ImageNet weights"), (None, "random initializ
     accuracy = model.net_.history[:, "valid_acc"]
     ax.plot(range(1, len(accuracy) + 1), accuracy, "o-", label=f"{label}: {accuracy[-1]:.3f}")
     print(f"{label:24} validation accuracy per epoch: {[round(a, 3) for a in accuracy]}")
+ax.set_xticks(range(1, 5))
 ax.set_xlabel("epoch")
 ax.set_ylabel("validation accuracy")
 ax.set_ylim(0, 1)
