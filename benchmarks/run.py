@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+import bench_dask
 import bench_frozen_head
 import bench_grid_search
 import bench_memory
@@ -30,6 +31,7 @@ SUITE = {
     "frozen_head_vs_logistic_regression": bench_frozen_head.run,
     "finetune_fashion_mnist": finetune_fashion_mnist.run,
     "text_transform": bench_text.run,
+    "dask": bench_dask.run,
     "quality": bench_quality.run,  # hours on a CPU: last
 }
 # tables of their own in README.md, not figures of the ratio table

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import zlib
+from typing import Optional
+
 import torch
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -11,7 +15,10 @@ def resolve_device(device) -> torch.device:
     """``"auto"``: CUDA when available, else the CPU; otherwise as given (a validated
     device parameter), when it exists here."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        index = _dask_worker_gpu()
+        return torch.device("cuda" if index is None else f"cuda:{index}")
     resolved = torch.device(device)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
@@ -22,6 +29,27 @@ def resolve_device(device) -> torch.device:
                 f"{torch.cuda.device_count()} CUDA device(s)"
             )
     return resolved
+
+
+def worker_gpu_index(worker_name, n_gpus: int) -> int:
+    """The GPU a dask worker named ``worker_name`` takes among ``n_gpus``: its index for
+    the integer names LocalCluster gives, a hash of the name otherwise."""
+    index = worker_name if isinstance(worker_name, int) else zlib.crc32(str(worker_name).encode())
+    return index % n_gpus
+
+
+def _dask_worker_gpu() -> Optional[int]:
+    """On a dask worker that sees several GPUs (a plain LocalCluster on a multi-GPU
+    machine), the one it should use, so that workers do not all crowd onto cuda:0.
+    dask_cuda's LocalCUDACluster shows each worker one GPU instead: then "cuda" is it."""
+    distributed = sys.modules.get("distributed")  # never imported here: only when in use
+    if distributed is None or torch.cuda.device_count() < 2:
+        return None
+    try:
+        worker = distributed.get_worker()
+    except ValueError:  # not running in a worker's task
+        return None
+    return worker_gpu_index(worker.name, torch.cuda.device_count())
 
 
 def inference_batch_size(batch_size, device: torch.device, input_size) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._memo import backbone_memo
 from ._seeding import seeded
 from ._spec import NetworkSpec
 from ._version import __version__
@@ -77,22 +78,31 @@ def rebuild_backbone(spec: NetworkSpec) -> Backbone:
     stored weights replace its values, so neither a weights file nor a download is
     needed. A factory whose architecture depends on the weights (torchvision's SWAG
     ViTs take 384-518 px) builds it through its ``architecture(name, weights)``."""
-    with seeded(0):
-        try:
-            architecture = getattr(backbone_factory(spec.backbone), "architecture", None)
-            if architecture is not None and isinstance(spec.weights, str) and not is_weights_file(spec.weights):
-                return architecture(spec.backbone, spec.weights)
-            return get_backbone(spec.backbone, weights=None)
-        except ValueError as exc:
-            if os.sep in spec.backbone and not os.path.isdir(spec.backbone):
-                raise ValueError(
-                    f"cannot rebuild the saved network: its model folder {spec.backbone!r} is not on this "
-                    "machine (a text model is rebuilt from its folder's configuration and tokenizer)"
-                ) from None
+    try:
+        factory = backbone_factory(spec.backbone)
+        architecture = getattr(factory, "architecture", None)
+        if architecture is not None and isinstance(spec.weights, str) and not is_weights_file(spec.weights):
+            weights, build = spec.weights, functools.partial(architecture, spec.backbone, spec.weights)
+        else:
+            weights, build = None, functools.partial(get_backbone, spec.backbone, weights=None)
+
+        def load():
+            with seeded(0):
+                return build()
+
+        # through the memo: unpickling many copies of an estimator in one process (tasks
+        # of a dask worker, a joblib pool's workers) builds the architecture once
+        return backbone_memo.get((factory, "architecture", spec.backbone, weights), load)
+    except ValueError as exc:
+        if os.sep in spec.backbone and not os.path.isdir(spec.backbone):
             raise ValueError(
-                f"cannot rebuild the saved network: {exc}. Register the backbone (or install its "
-                "plugin) as in the process that fitted the estimator."
+                f"cannot rebuild the saved network: its model folder {spec.backbone!r} is not on this "
+                "machine (a text model is rebuilt from its folder's configuration and tokenizer)"
             ) from None
+        raise ValueError(
+            f"cannot rebuild the saved network: {exc}. Register the backbone (or install its "
+            "plugin) as in the process that fitted the estimator."
+        ) from None
 
 
 def plain(value):
