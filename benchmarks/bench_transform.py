@@ -2,6 +2,9 @@
 
 CPU (targets 6a): ResNet-18 and EfficientNet-Lite0 features from host uint8
 images, against a plain fp32 ``inference_mode`` loop at the same input size.
+Issue 14: ``compile="auto"`` (the default) over 2,000 images at 112 px in one call,
+compile decision and compile time included, against the eager raw loop, the compiled
+raw loop (steady rate and first-call cost), and on 64 images.
 
 GPU (targets 1 and 2, skipped without CUDA): ResNet-18 at 224 px
   1. host uint8 (n, 224, 224, 3) against (a) the plain raw loop: pinned copy,
@@ -73,6 +76,57 @@ def cpu(quick):
             "raw_fp32_inference_mode_loop_images_per_s": round(raw_rate, 1),
             "ratio": round(rate / raw_rate, 3), "target_ratio": 0.9,
             "max_abs_feature_difference": float(np.abs(features - reference).max()),
+        }
+    return results
+
+
+def compiled_raw_cpu_loop(backbone, X, size, batch_size=32):
+    """The hand-written loop with the model compiled (inductor, weights frozen in), as one
+    would for a long CPU job: returns (steady images/s, first-call seconds)."""
+    model = _model(backbone, "cpu", torch.float32, True)
+    compiled = torch.compile(model, dynamic=False, options={"freezing": True})
+    xb = torch.rand(batch_size, 3, size, size).contiguous(memory_format=torch.channels_last)
+    with timer("cpu") as first, torch.inference_mode():
+        compiled(xb)
+    n = len(X) - len(X) % batch_size  # whole batches: one shape
+    with timer("cpu") as elapsed, torch.inference_mode():
+        for _ in range(0, n, batch_size):
+            compiled(xb)
+    return n / elapsed(), first()
+
+
+def compile_auto_cpu(quick):
+    """Issue 14 on the CPU: ``compile="auto"`` (the default) over 2,000 images at 112 px,
+    compile decision and time included, against the eager raw loop; and 64 images."""
+    from sktransfer import _compile
+
+    n = 256 if quick else 2000
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, size=(n, 64, 64, 3), dtype=np.uint8)
+    results = {}
+    for backbone, size, target in (("resnet18", 112, 1.15), ("efficientnet_lite0", 112, 1.25)):
+        _, raw_rate = raw_cpu_loop(backbone, X, size)
+        extractor = PretrainedFeatureExtractor(backbone, weights=None, random_state=0, input_size=size,
+                                               device="cpu", cache=False).fit(X[:1])
+        with timer("cpu") as elapsed:  # one call, as a user makes it: decision and compile included
+            extractor.transform(X)
+        decision = _compile.decisions[-1]
+        few = PretrainedFeatureExtractor(backbone, weights=None, random_state=0, input_size=size, device="cpu",
+                                         cache=False).fit(X[:1])
+        with timer("cpu") as small:
+            few.transform(X[:64])
+        _, small_raw_rate = raw_cpu_loop(backbone, X[:64], size)
+        compiled_rate, first_call = compiled_raw_cpu_loop(backbone, X, size)
+        results[f"{backbone}@{size}"] = {
+            "images": n, "compile_auto_images_per_s": round(n / elapsed(), 1),
+            "ratio_vs_eager_raw_loop": round(n / elapsed() / raw_rate, 3), "target_ratio": target,
+            "ratio_vs_compiled_model_only_loop_steady": round(n / elapsed() / compiled_rate, 3),
+            "compiled_model_only_first_call_seconds": round(first_call, 1),
+            "compiled_model_only_speedup_over_eager_raw_loop": round(compiled_rate / raw_rate, 3),
+            "decision": {"compiled": decision.compiled, "reason": decision.reason,
+                         "compile_seconds_estimate": decision.compile_seconds_estimate,
+                         "compile_seconds": decision.compile_seconds},
+            "64_images_ratio_vs_eager_raw_loop": round(64 / small() / small_raw_rate, 3),
         }
     return results
 
@@ -159,7 +213,7 @@ def gpu(quick):
 
 
 def run(quick=False):
-    result = {"cpu": cpu(quick)}
+    result = {"cpu": cpu(quick), "compile_auto_cpu": compile_auto_cpu(quick)}
     result["gpu"] = gpu(quick) if torch.cuda.is_available() else "skipped: no CUDA device"
     return result
 

@@ -63,11 +63,13 @@ def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, a
 
 
 def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, device, key=None,
-            directory=None, autocast_dtype=None, verbose=0) -> np.ndarray:
+            directory=None, autocast_dtype=None, verbose=0, wrap=None) -> np.ndarray:
     """Pooled float32 features ``(n, width)``; with a ``key``, only uncached inputs run.
 
     Texts run sorted by length, so that each batch pads to similar lengths (the
-    features go back to the input's order)."""
+    features go back to the input's order). ``wrap(model, n)``, when given, returns
+    what runs in place of ``model`` over the ``n`` images left to compute (the
+    ``compile="auto"`` policy)."""
     n = len(source)
     out = np.empty((n, width), dtype=np.float32)
     digests, missing = None, np.arange(n)
@@ -80,7 +82,8 @@ def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, de
     if source.kind == "text":
         missing = missing[np.argsort([len(source.items[i]) for i in missing], kind="stable")]
     if len(missing):
-        computed = run(model, source, missing, batch_size=batch_size, device=device,
+        runner = model if wrap is None else wrap(model, len(missing))
+        computed = run(runner, source, missing, batch_size=batch_size, device=device,
                        autocast_dtype=autocast_dtype, verbose=verbose).numpy()
         out[missing] = computed
         if key is not None:

@@ -61,7 +61,7 @@ IMAGE_PARAMETERS = {
     "channel_axis": [StrOptions({"auto"}), Options(Integral, {1, 3, -1})],
     "image_shape": [tuple, list, None],
     "value_range": [tuple, list, None],
-    "compile": ["boolean"],
+    "compile": [StrOptions({"auto"}), "boolean"],
     "cache": ["boolean"],
     "random_state": ["random_state"],
     "verbose": ["verbose"],

@@ -51,7 +51,7 @@ class NetworkSpec:
         The resolved device, e.g. ``"cpu"`` or ``"cuda:0"``.
     precision : str
         The resolved compute dtype name, e.g. ``"float32"`` or ``"bfloat16"``.
-    compile : bool
+    compile : bool or "auto"
     batch_size : int or None
     """
 
@@ -66,7 +66,7 @@ class NetworkSpec:
     inputs: InputOptions
     device: str
     precision: str
-    compile: bool
+    compile: Any
     batch_size: Optional[int]
 
     @classmethod
@@ -101,7 +101,7 @@ class NetworkSpec:
             ),
             device=str(device),
             precision=str(resolve_precision(estimator.precision, device)).removeprefix("torch."),
-            compile=bool(estimator.compile),
+            compile=estimator.compile if estimator.compile == "auto" else bool(estimator.compile),
             batch_size=estimator.batch_size,
         )
 

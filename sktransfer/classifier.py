@@ -227,8 +227,11 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Autocast dtype on CUDA ("auto": bfloat16, or float16 with loss scaling
         on GPUs without bfloat16); training on the CPU is always float32.
-    compile : bool, default=False
-        ``torch.compile`` the network (skorch's ``compile``).
+    compile : "auto" or bool, default="auto"
+        True: ``torch.compile`` the network for training and prediction
+        (skorch's ``compile``). ``"auto"`` and False train and predict eagerly
+        (compiling for training has not been measured to pay back yet; see the
+        extractor's ``"auto"``, which compiles ``transform`` when it does).
     cache : bool, default=True
         Without augmentation, run the frozen part of the network once per fit
         instead of once per epoch: with ``freeze_depth="all"`` the head trains
@@ -317,7 +320,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         resize="squash",
         device="auto",
         precision="auto",
-        compile=False,
+        compile="auto",
         cache=True,
         channel_axis="auto",
         image_shape=None,
@@ -470,7 +473,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             classes=list(range(n_classes)),
             device=str(device),
             autocast_dtype=spec.autocast,
-            compile=spec.compile,
+            compile=spec.compile is True,
             verbose=self.verbose,
         )
 

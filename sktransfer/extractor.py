@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._cache import feature_key
+from ._compile import AutoCompiled, record_key
 from ._device import inference_batch_size
 from ._features import extract
 from ._memo import load_backbone
@@ -82,9 +83,19 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     cache_dir : str, path or None, default=None
         Also keep features in this directory, shared with other processes
         (parallel searches) and later sessions.
-    compile : bool, default=False
-        ``torch.compile`` the backbone (worth it for long transforms on a GPU;
-        the first call compiles).
+    compile : "auto" or bool, default="auto"
+        ``torch.compile`` the backbone of an image network for ``transform``.
+        ``"auto"`` runs the first batches eagerly, times them, and compiles
+        when the images left would take long enough for the speed-up to pay
+        the compile time back within the call (estimated from earlier compiles
+        of the same network and shapes, kept beside torch's persistent inductor
+        cache, or a cold default): never for a handful of images. True compiles
+        from the first batch, False never. The compiled graph runs at one batch
+        shape (the last batch is padded) and is kept for later calls; features
+        agree with eager ones to float tolerance; a compile failure falls back
+        to eager with a warning. ``sktransfer._compile.decisions`` records what
+        was chosen and why. Text encoders: True compiles them, "auto" runs
+        them eagerly.
     random_state : int, RandomState or None, default=None
         Seeds the random initialization when ``weights=None``; a
         ``RandomState`` gives one seed per ``fit``.
@@ -143,7 +154,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         max_length=None,
         cache=True,
         cache_dir=None,
-        compile=False,
+        compile="auto",
         random_state=None,
         verbose=0,
     ):
@@ -264,10 +275,20 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         key = None
         if self.cache:
             key = feature_key(self._spec, self.data_config_, self._stage_index, self.model_)
+        batch_size = inference_batch_size(self._spec.batch_size, self.device_, size)
+        wrap = None  # eager
+        if self.compile and source.kind != "text":
+            identity = key or feature_key(self._spec, self.data_config_, self._stage_index, self.model_)
+            record = record_key(self._spec, self._stage_index, size, batch_size)
+
+            def auto_compiled(model, n):
+                return AutoCompiled(model, self.compile, self, record, identity, n, batch_size)
+
+            wrap = auto_compiled
+
         return extract(
-            self.model_, source, self._n_features_out,
-            batch_size=inference_batch_size(self._spec.batch_size, self.device_, size),
-            device=self.device_, key=key, directory=self.cache_dir, verbose=self.verbose,
+            self.model_, source, self._n_features_out, batch_size=batch_size,
+            device=self.device_, key=key, directory=self.cache_dir, verbose=self.verbose, wrap=wrap,
         )
 
     # -------------------------------------------------------------- persistence
@@ -275,6 +296,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     def __getstate__(self):
         # plain data only: the network travels as numpy arrays of its weights
         state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
+        state.pop("_compiled_trunk", None)  # compiled for this process: compiled again where needed
         return dump_state(state, state.pop("model_", None))
 
     def __setstate__(self, state):
@@ -301,8 +323,6 @@ def _feature_net(spec, backbone, index, config=None):
     device and dtype, and its data config."""
     preprocess, trunk, pool, config = backbone_parts(spec, backbone, index, config)
     model = FeatureNet(preprocess, trunk, pool).eval().requires_grad_(False).place(spec.torch_device, spec.dtype)
-    if spec.compile:
-        model.trunk.compile()
     return model, config
 
 
@@ -312,6 +332,6 @@ def _text_net(spec, backbone, max_length=None, config=None):
     config = config or text_config(backbone, max_length)
     model = TextFeatureNet(backbone.module, TextPool(config), backbone.tokenizer)
     model = model.eval().requires_grad_(False).place(spec.torch_device, spec.dtype)
-    if spec.compile:
+    if spec.compile is True:
         model.trunk.compile()
     return model, config

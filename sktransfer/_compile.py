@@ -1,0 +1,231 @@
+"""``compile="auto"``: compile a frozen network when the compile time pays back within the call.
+
+Compiling (``torch.compile``) makes a network faster once compiled, but the first call
+compiles for seconds to a minute. ``"auto"`` runs the first batches eagerly, times them,
+and compiles only when the images still to go would take long enough eagerly for the
+expected speed-up to win the compile time back; otherwise it stays eager. The compile
+time is estimated from what compiling the same network at the same shapes took before
+(a record kept beside torch's persistent inductor cache, which makes a second compile
+cheap, across fits, folds and processes), or a cold default.
+
+Only the backbone after preprocessing is compiled, at one fixed batch shape: the last,
+smaller batch is padded (rows of zeros, dropped from the output; frozen networks run
+in eval mode, where rows do not interact), so the compiled graph is reused and never
+recompiled for a new shape. A compile failure falls back to eager with a warning.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ._atomic import atomic_path
+
+#: Steady-state speed-up expected from compiling a frozen backbone, by device type
+#: (2-core CPU, 112 px, inductor with freezing: ResNet-18 1.11x, EfficientNet-Lite0
+#: 1.41x; H100, ResNet-18 fp16: 1.59x).
+EXPECTED_SPEEDUP = {"cpu": 1.2, "cuda": 1.5}
+#: Seconds a first compile is assumed to take when no record says otherwise (2-core
+#: CPU: 13-38 s; GPUs compile faster but autotune more).
+COLD_COMPILE_SECONDS = {"cpu": 40.0, "cuda": 60.0}
+#: Below this many batches, never compile: the timing batches alone are most of the work.
+MIN_BATCHES = 8
+
+#: The last decisions, newest last (what ``compile="auto"`` chose and why).
+decisions: deque = deque(maxlen=32)
+
+
+@dataclass(frozen=True)
+class CompileDecision:
+    """Why a call ran compiled or eager."""
+
+    compiled: bool
+    reason: str
+    images: int
+    batch_size: int
+    eager_seconds_per_image: Optional[float] = None
+    compile_seconds_estimate: Optional[float] = None
+    compile_seconds: Optional[float] = None
+
+
+def record_key(spec, stage_index: int, input_size, batch_size: int) -> str:
+    """Names a network at its shapes in the compile-time records (not its weights: a
+    fine-tuned copy compiles as fast as the original)."""
+    return (f"{spec.backbone}|stage {stage_index}|{tuple(input_size)}|batch {batch_size}|"
+            f"{spec.torch_device.type}|{spec.precision}|torch {torch.__version__}")
+
+
+def pays_back(images_left: int, seconds_per_image: float, compile_seconds: float, device_type: str) -> bool:
+    """Whether compiling now saves time over running ``images_left`` images eagerly."""
+    eager = images_left * seconds_per_image
+    saved = eager * (1 - 1 / EXPECTED_SPEEDUP.get(device_type, 1.2))
+    return saved > compile_seconds
+
+
+def _records_path() -> Path:
+    # beside torch's inductor cache: when that is wiped, the estimates go with it
+    folder = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
+    return Path(folder) / "sktransfer-compile-seconds.json"
+
+
+def _read_records() -> dict:
+    try:
+        return json.loads(_records_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_record(key: str, seconds: float) -> None:
+    path = _records_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        records = _read_records()
+        records[key] = round(seconds, 3)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(records, indent=1, sort_keys=True))
+    except OSError:  # a read-only cache folder costs only the estimate
+        pass
+
+
+class _FixedBatch(nn.Module):
+    """A compiled module always called at ``batch_size`` rows: smaller batches are padded."""
+
+    def __init__(self, compiled: nn.Module, batch_size: int):
+        super().__init__()
+        self.compiled = compiled
+        self.batch_size = batch_size
+
+    def forward(self, x):
+        n = len(x)
+        if n < self.batch_size:
+            x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
+        return self.compiled(x)[:n]
+
+
+def compile_trunk(trunk: nn.Module, batch_size: int, device: torch.device) -> nn.Module:
+    """``trunk`` compiled for batches of ``batch_size`` (weights frozen in as constants on CPUs)."""
+    options = {"freezing": True} if device.type == "cpu" else {}
+    return _FixedBatch(torch.compile(trunk, dynamic=False, options=options), batch_size)
+
+
+class AutoCompiled:
+    """What ``run`` calls in place of a :class:`~sktransfer.nn.networks.FeatureNet`: eager
+    at first, compiled from the batch where compiling pays back (or from the start with
+    ``mode=True``).
+
+    Parameters
+    ----------
+    model : FeatureNet
+    mode : bool or "auto"
+    owner : object
+        Keeps the compiled trunk (``owner._compiled_trunk``) for later calls.
+    key : str
+        Names the network and shapes in the compile-time records.
+    identity : str
+        The network with its weights as they are: a compiled trunk kept from an earlier
+        call is reused only for the same identity (compiling freezes the weights in).
+    images, batch_size : int
+        This call's work.
+    """
+
+    def __init__(self, model, mode, owner, key: str, identity: str, images: int, batch_size: int):
+        self.model, self.mode, self.owner, self.key, self.identity = model, mode, owner, key, identity
+        self.images, self.batch_size = images, batch_size
+        self.device = next(model.trunk.parameters()).device
+        self.done = 0
+        self.timed = []
+        self.compiled = None
+        kept = getattr(owner, "_compiled_trunk", None)
+        if kept is not None and (kept.batch_size, kept.identity) == (batch_size, identity):
+            self._use(kept, CompileDecision(True, "compiled in an earlier call", images, batch_size))
+        elif mode is True:
+            self._compile(CompileDecision(True, "compile=True", images, batch_size))
+        elif images < MIN_BATCHES * batch_size:
+            self._record(CompileDecision(False, f"fewer than {MIN_BATCHES} batches", images, batch_size))
+
+    def _record(self, decision: CompileDecision) -> None:
+        self.decision = decision
+        decisions.append(decision)
+
+    def _use(self, trunk, decision) -> None:
+        self.compiled = type(self.model)(self.model.preprocess, trunk, self.model.pool)
+        self._record(decision)
+
+    def _compile(self, decision: CompileDecision) -> None:
+        self.owner._compiled_trunk = compile_trunk(self.model.trunk, self.batch_size, self.device)
+        self.owner._compiled_trunk.identity = self.identity
+        self._use(self.owner._compiled_trunk, decision)
+        self.first_compiled_call = True
+
+    def _decide(self) -> None:
+        seconds_per_image = min(self.timed)
+        records = _read_records()
+        estimate = records.get(self.key, COLD_COMPILE_SECONDS.get(self.device.type, 40.0))
+        left = self.images - self.done
+        facts = dict(images=self.images, batch_size=self.batch_size, eager_seconds_per_image=seconds_per_image,
+                     compile_seconds_estimate=estimate)
+        if pays_back(left, seconds_per_image, estimate, self.device.type):
+            why = "recorded" if self.key in records else "assumed"
+            self._compile(CompileDecision(True, f"pays back: {left} images left, compile time {why}", **facts))
+        else:
+            self._record(CompileDecision(False, f"would not pay back over the {left} images left", **facts))
+
+    def __call__(self, x):
+        if self.compiled is not None:
+            return self._compiled_call(x)
+        if getattr(self, "decision", None) is not None:  # decided: eager
+            return self.model(x)
+        start = time.perf_counter()
+        out = self.model(x)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        if self.done:  # the first batch warms up: not timed
+            self.timed.append((time.perf_counter() - start) / len(x))
+        self.done += len(x)
+        if len(self.timed) == 2:
+            self._decide()
+        return out
+
+    def _eager_from_now(self, reason: str) -> None:
+        self.owner._compiled_trunk = self.compiled = None
+        self._record(CompileDecision(False, reason, self.images, self.batch_size))
+
+    def _compiled_call(self, x):
+        first = getattr(self, "first_compiled_call", False)
+        self.first_compiled_call = False
+        start = time.perf_counter()
+        try:
+            out = self.compiled(x)
+        except torch.OutOfMemoryError:
+            # the compiled graph pads every piece back to the full batch: let the caller
+            # halve the batch, eagerly
+            self._eager_from_now("out of memory at the compiled batch size")
+            raise
+        except Exception as exc:  # noqa: BLE001 -- any failure of the compiler: run eagerly
+            if not first:
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            warnings.warn(f"compiling the backbone failed, running it eagerly instead ({type(exc).__name__}: "
+                          f"{message})", RuntimeWarning, stacklevel=2)
+            self._eager_from_now(f"compile failed: {type(exc).__name__}")
+            return self.model(x)
+        if not first:
+            return out
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        _write_record(self.key, seconds)
+        self._record(CompileDecision(**{**asdict(self.decision), "compile_seconds": round(seconds, 3)}))
+        return out
