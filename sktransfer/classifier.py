@@ -95,10 +95,10 @@ def training_weights(sample_weight, class_weight, y, n_samples):
     return (weights / weights.mean()).astype(np.float32)
 
 
-def _labels(y, n_samples):
+def _labels(y, n_samples, names=("X", "y")):
     y = column_or_1d(y, warn=True)
     if len(y) != n_samples:
-        raise ValueError(f"X has {n_samples} images but y has {len(y)} labels")
+        raise ValueError(f"{names[0]} has {n_samples} images but {names[1]} has {len(y)} labels")
     if y.dtype.kind == "f":
         bad = ~np.isfinite(y)
         if bad.any():
@@ -518,6 +518,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             source, signature = validate_images(self, X, spec.inputs,
                                                 self._input_signature if continuing else None)
         y = _labels(y, len(source))
+        validation = self._check_validation(X_val, y_val, y, signature, spec)
         if continuing:
             if not np.array_equal(np.unique(y), self.classes_):
                 raise ValueError(
@@ -559,7 +560,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             self.probe_n_iter_ = self._fit_probe(module, source, spec, encoded, weights, continuing) if probe else None
             if module.n_frozen < len(module.stages):
                 inputs = self._training_inputs(module, source, spec)
-                validation = self._validation_set(X_val, y_val, module, spec, weighted=weights is not None)
+                validation = self._validation_set(validation, module, spec, weighted=weights is not None)
                 # the held-out images live only while training: the fitted net keeps no data
                 net.train_split = self._internal_split(spec) if validation is None else predefined_split(validation)
                 try:
@@ -634,22 +635,33 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             head.bias.copy_(b)
         return n_iter
 
-    def _validation_set(self, X_val, y_val, module, spec, weighted):
-        """``X_val``, ``y_val`` as the network's validation dataset, or None."""
+    def _check_validation(self, X_val, y_val, y, signature, spec):
+        """``(source, labels)`` of a validation set checked with the training data (before
+        the backbone loads), or None."""
         if X_val is None and y_val is None:
             return None
         if X_val is None or y_val is None:
             raise ValueError("X_val and y_val must be passed together")
-        if self._input_signature.kind == "text":
-            source = TextSource(validate_texts(X_val, type(self).__name__), module.tokenizer,
-                                self.data_config_.max_length)
+        if signature.kind == "text":
+            source = TextSource(validate_texts(X_val, type(self).__name__), None, 0)
         else:
-            source, _ = validate_images(self, X_val, spec.inputs, self._input_signature)
-        y_val = _labels(y_val, len(source))
-        unknown = ~np.isin(y_val, self.classes_)
+            source, _ = validate_images(self, X_val, spec.inputs, signature)
+        y_val = _labels(y_val, len(source), names=("X_val", "y_val"))
+        classes = np.unique(y)
+        unknown = ~np.isin(y_val, classes)
         if unknown.any():
             i = int(np.argmax(unknown))
-            raise ValueError(f"y_val[{i}] = {y_val[i:i + 1].tolist()[0]!r} is not one of the classes of y {self.classes_.tolist()}")
+            raise ValueError(f"y_val[{i}] = {y_val[i:i + 1].tolist()[0]!r} is not one of the classes of y "
+                             f"{classes.tolist()}")
+        return source, y_val
+
+    def _validation_set(self, validation, module, spec, weighted):
+        """The checked validation set as the network's validation dataset, or None."""
+        if validation is None:
+            return None
+        source, y_val = validation
+        if source.kind == "text":
+            source.tokenizer, source.max_length = module.tokenizer, self.data_config_.max_length
         weights = np.ones(len(source), dtype=np.float32) if weighted else None
         encoded = np.searchsorted(self.classes_, y_val).astype(np.int64)
         return ImageDataset(self._training_inputs(module, source, spec), encoded, weights)

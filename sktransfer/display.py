@@ -176,6 +176,32 @@ def _thumbnail(item) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def _thumbnail_images(images):
+    """``images`` as something indexable by sample: image arrays (NHWC, uint8 or floats
+    in [0, 1]), or a sequence of paths or PIL images. Raises for what cannot be shown."""
+    if hasattr(images, "detach"):  # a torch tensor
+        images = images.detach().cpu().numpy()
+    if hasattr(images, "to_numpy"):  # a pandas or polars Series or one-column frame
+        images = images.to_numpy()
+    if isinstance(images, (list, tuple)):
+        return images
+    images = np.asarray(images)
+    if images.dtype.kind in "OSU":  # paths, possibly as one column
+        return images.reshape(len(images), -1)[:, 0] if images.ndim == 2 else images
+    if images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[3] not in (1, 3, 4):
+        images = images.transpose(0, 2, 3, 1)  # channels first
+    if images.ndim not in (3, 4):
+        raise ValueError(f"thumbnails need images shaped (n, H, W) or (n, H, W, C), not {images.shape} "
+                         "(flattened rows: pass images= reshaped)")
+    if images.ndim == 4 and images.shape[3] == 1:
+        images = images[..., 0]
+    if images.dtype.kind in "iu" and images.dtype != np.uint8:
+        if images.min() < 0 or images.max() > 255:
+            raise ValueError("thumbnails of integer images need values in [0, 255]; pass images= scaled")
+        images = images.astype(np.uint8)
+    return images
+
+
 def _spread(points: np.ndarray, k: int, seed: int = 0) -> list[int]:
     """``k`` indices of points far apart (greedy farthest-point), so thumbnails do not pile up."""
     chosen = [int(np.random.default_rng(seed).integers(len(points)))]
@@ -270,6 +296,10 @@ class EmbeddingDisplay:
             raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
         if thumbnails and images is None:
             raise ValueError("thumbnails need the images: pass images=")
+        if thumbnails:
+            images = _thumbnail_images(images)
+            if len(images) != len(features):
+                raise ValueError(f"{len(images)} images for {len(features)} rows of features")
         seed = random_state if isinstance(random_state, int) else 0
         return cls(embedding, y=y, images=images, method=method).plot(ax=ax, thumbnails=thumbnails, seed=seed)
 
@@ -284,7 +314,9 @@ class EmbeddingDisplay:
             A :class:`~sktransfer.PretrainedFeatureExtractor`, or any fitted
             estimator (a Pipeline of them) with ``transform``.
         X : images
-            Any input the estimator takes; also the thumbnails' source.
+            Any input the estimator takes. Thumbnails are drawn from arrays
+            (``(n, H, W)``, ``(n, H, W, C)``, ``(n, C, H, W)``), tensors, PIL
+            images and paths (also in a Series or one column).
         y, method, thumbnails, random_state, ax
             As for :meth:`from_features`.
 

@@ -433,5 +433,11 @@ def test_validation_set_errors(data):
         clf.fit(X, y, X_val=X[:4])
     with pytest.raises(ValueError, match=r"y_val\[2\] = 7 is not one of the classes of y \[0, 1\]"):
         clf.fit(X, y, X_val=X[:4], y_val=[0, 1, 7, 0])
-    with pytest.raises(ValueError, match="X has 4 images but y has 3 labels"):
+    with pytest.raises(ValueError, match="X_val has 4 images but y_val has 3 labels"):
         clf.fit(X, y, X_val=X[:4], y_val=[0, 1, 0])
+    # checked with the data, whatever the recipe (the probe of freeze_depth="all" does not use it)
+    probe = FineTunedClassifier(TINY, freeze_depth="all", random_state=0)
+    with pytest.raises(ValueError, match="X_val and y_val must be passed together"):
+        probe.fit(X, y, X_val=X[:4])
+    with pytest.raises(ValueError, match=r"y_val\[0\] = 'zzz' is not one of the classes"):
+        probe.fit(X, y, X_val=X[:2], y_val=["zzz", "zzz"])

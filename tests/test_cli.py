@@ -162,6 +162,53 @@ def test_extract_reads_texts_for_a_text_backbone(tmp_path):
     result = sktransfer("extract", texts, "-b", MINILM, "-o", out, "-q")
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader(out.open()))
-    assert rows[0][0] == "index" and len(rows) == 3 and len(rows[1]) == 1 + 384
+    assert rows[0][0] == "row" and [r[0] for r in rows[1:]] == ["1", "2"] and len(rows[1]) == 1 + 384
     expected = PretrainedFeatureExtractor(MINILM).fit_transform(["a cat sat, on the mat", "numpy arrays hold numbers"])
     np.testing.assert_allclose(np.array(rows[1:], dtype=float)[:, 1:], expected, atol=1e-5)
+    lines = tmp_path / "texts.txt"
+    lines.write_text("a cat sat\n\nnumpy arrays hold numbers\n")
+    matrix = tmp_path / "f.npy"
+    assert sktransfer("extract", lines, "-b", MINILM, "-o", matrix, "-q").returncode == 0
+    assert np.load(matrix).shape == (2, 384)  # the features only: no line-number column
+
+
+def test_interrupting_fit_saves_nothing_and_exits_130(digits_folder, tmp_path):
+    import signal
+    import time
+
+    model = tmp_path / "m.safetensors"
+    process = subprocess.Popen([str(SCRIPT), "fit", str(digits_folder), "-b", "resnet18", "--weights", "none",
+                                "--input-size", "32", "--epochs", "500", "-o", str(model)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # wait until training starts
+        if "fine-tuning" in line:
+            break
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not model.exists()
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["fit", "{folder}", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "--val", "0.04"], 1,
+     "--val 0.04 holds out 7 of 160 images, fewer than the 10 classes"),
+    (["fit", "{folder}", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "--lr", "-5"], 2,
+     "The 'lr' parameter of FineTunedClassifier must be"),
+    (["fit", "{folder}", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "--epochs", "abc"], 2,
+     "argument --epochs: expected a whole number, got 'abc' (see 'sktransfer fit --help')"),
+    (["predict", "{tmp}/bad.skops", "{folder}"], 1, "cannot read model '{tmp}/bad.skops'"),
+])
+def test_bad_values_are_named_on_one_line(digits_folder, tmp_path, args, status, message):
+    (tmp_path / "bad.skops").write_bytes(b"not a zip file")
+    result = sktransfer(*[a.format(folder=digits_folder, tmp=tmp_path) for a in args])
+    assert result.returncode == status, result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@needs_lite0
+def test_a_probe_with_plots_saves_the_confusion_matrix_and_no_curve(digits_folder, tmp_path):
+    result = sktransfer("fit", digits_folder, "-b", "efficientnet_lite0", "--input-size", "32", "--freeze-depth",
+                        "all", "-o", tmp_path / "probe.safetensors", "--plots", tmp_path / "plots", "-q")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion_matrix.png"]

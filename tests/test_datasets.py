@@ -115,3 +115,14 @@ def test_make_image_folder_never_overwrites_and_checks_its_input(tmp_path):
     rgb = make_image_folder(tmp_path / "rgb", np.full((2, 4, 4, 3), 7, dtype=np.uint8), ["x", "y"], format="bmp")
     assert sorted(p.name for p in (rgb / "x").iterdir()) == ["0.bmp"]
     assert np.asarray(Image.open(rgb / "y" / "1.bmp")).tolist() == np.full((4, 4, 3), 7).tolist()
+
+
+def test_make_image_folder_checks_everything_before_writing(tmp_path):
+    images = np.zeros((2, 8, 8), dtype=np.uint8)
+    with pytest.raises(ValueError, match="format must be 'png', 'jpeg' or 'bmp', got 'xyz'"):
+        make_image_folder(tmp_path / "a", images, [0, 1], format="xyz")
+    with pytest.raises(ValueError, match=r"target must hold indices in \[0, 2\)"):
+        make_image_folder(tmp_path / "b", images, [0, 5], ["x", "y"])
+    with pytest.raises(ValueError, match="no images"):
+        make_image_folder(tmp_path / "c", images[:0], [])
+    assert not any((tmp_path / name).exists() for name in "abc")

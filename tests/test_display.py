@@ -86,3 +86,22 @@ def test_embedding_errors_name_the_problem():
         EmbeddingDisplay.from_features(features, [0, 1, 0])
     with pytest.raises(ValueError, match="at least 2 rows"):
         EmbeddingDisplay.from_features(features[:1])
+
+
+def test_thumbnails_from_the_inputs_the_extractor_takes(tmp_path):
+    import pandas as pd
+    import torch
+
+    digits = load_digits_images()
+    images = digits.images[:12]
+    data = load_image_folder(make_image_folder(tmp_path / "d", images, digits.target[:12]))
+    rgb_first = np.repeat(images[:, None], 3, axis=1)  # (n, 3, 8, 8)
+    for X in (torch.from_numpy(images), pd.Series(list(data.paths), index=range(100, 112)),
+              pd.DataFrame({"path": data.paths}), data.paths.reshape(-1, 1), rgb_first,
+              images.astype(np.uint16)):
+        extractor = PretrainedFeatureExtractor(TINY).fit(X)
+        display = EmbeddingDisplay.from_estimator(extractor, X, thumbnails=3)
+        assert len(display.thumbnails_) == 3
+    with pytest.raises(ValueError, match="flattened rows"):
+        EmbeddingDisplay.from_features(np.zeros((12, 4)) + np.arange(12)[:, None], images=images.reshape(12, -1),
+                                       thumbnails=2)

@@ -20,6 +20,13 @@ from .._version import __version__
 EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like the commands' own (exit status 2)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _common(parser: argparse.ArgumentParser, *, compute: bool = True) -> None:
     group = parser.add_argument_group("common options")
     if compute:
@@ -41,21 +48,32 @@ def _network(parser: argparse.ArgumentParser) -> None:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
     return value
 
 
 def _freeze_depth(text: str):
-    return text if text == "all" else int(text)
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of stages or 'all', got {text!r}") from None
 
 
 def _weights(text: str):
@@ -64,12 +82,12 @@ def _weights(text: str):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sktransfer`` command (also documents it)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sktransfer",
         description="Transfer learning from the command line: pretrained features and fine-tuned "
                     "classifiers for folders of images (and texts).",
         epilog="Run 'sktransfer COMMAND --help' for a command's options. Exit status: 0 success, "
-               "1 bad data, 2 bad usage.",
+               "1 bad data, 2 bad usage, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"sktransfer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -156,8 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     >>> main(["backbones", "resnet1*", "--quiet"])  # doctest: +SKIP
     """
     args = build_parser().parse_args(argv)
-    from ._commands import COMMANDS
-    from ._io import UsageError
+    from ._commands import COMMANDS, USAGE_ERRORS
 
     try:
         COMMANDS[args.command](args)
@@ -172,5 +189,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"sktransfer {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_DATA
+        return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_DATA
     return EXIT_OK

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,14 @@ from ._io import (
     write_csv,
     write_table,
 )
+
+
+try:  # a parameter value the estimator refuses: the command line was called wrongly
+    from sklearn.utils._param_validation import InvalidParameterError
+except ImportError:  # pragma: no cover -- scikit-learn moved it
+    InvalidParameterError = UsageError
+
+USAGE_ERRORS = (UsageError, InvalidParameterError)
 
 
 def _say(args, *lines) -> None:
@@ -38,7 +48,8 @@ def _modality(backbone: str) -> str:
     try:
         return backbone_modality(backbone)
     except ValueError as exc:  # unknown backbone: the command was called wrongly
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc).replace("list_backbones() shows the registered names",
+                                          "'sktransfer backbones' lists them")) from None
 
 
 def _check_plots(folder) -> Path:
@@ -47,18 +58,22 @@ def _check_plots(folder) -> Path:
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plots needs matplotlib: pip install 'sktransfer[plots]'")
     folder = Path(folder).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--plots {str(folder)!r} is a file, not a folder")
+    return folder  # created when the plots are saved
 
 
-def _read(args, modality: str) -> list[str]:
+def _read(args, modality: str) -> tuple[list[str], dict]:
+    """The inputs, and the column that identifies each row of the output."""
     if modality == "text":
-        return read_texts(args.input, args.column or "text")
-    return read_images(args.input, args.column or "path")
+        texts, name, numbers = read_texts(args.input, args.column or "text")
+        return texts, {name: np.array(numbers)}
+    paths = read_images(args.input, args.column or "path")
+    return paths, {"path": np.array(paths, dtype=object)}
 
 
-def _ids(items: list[str], modality: str) -> np.ndarray:
-    return np.arange(len(items)) if modality == "text" else np.array(items, dtype=object)
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 # ------------------------------------------------------------------------ commands
@@ -85,13 +100,13 @@ def extract(args) -> None:
 
     modality = _modality(args.backbone)
     output = check_output(args.output, TABLE_SUFFIXES, args.overwrite)
-    items = _read(args, modality)
-    _say(args, f"extracting {args.backbone} features of {len(items)} {modality}s")
+    items, ids = _read(args, modality)
+    _say(args, f"extracting {args.backbone} features of {_plural(len(items), modality)}")
     extractor = PretrainedFeatureExtractor(args.backbone, weights=args.weights, input_size=args.input_size,
                                            batch_size=args.batch_size, device=args.device,
                                            verbose=int(not args.quiet and sys.stderr.isatty()))
     features = extractor.fit_transform(items)
-    columns = {"path" if modality == "image" else "index": _ids(items, modality)}
+    columns = dict(ids)
     columns.update(zip(extractor.get_feature_names_out(), features.T))
     write_table(output, columns)
     _say(args, f"wrote {features.shape[0]} x {features.shape[1]} features to {output}")
@@ -118,6 +133,7 @@ def _report(model, paths, y_true, out=sys.stdout) -> None:
 def _save_confusion_matrix(folder: Path, y_true, y_pred, labels) -> Path:
     import matplotlib
 
+    folder.mkdir(parents=True, exist_ok=True)
     matplotlib.use("Agg")
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -138,9 +154,17 @@ def fit(args) -> None:
         raise UsageError(f"'sktransfer fit' trains on image folders; {args.backbone!r} is a text backbone")
     output = check_output(args.output, MODEL_SUFFIXES, args.overwrite)
     plots = _check_plots(args.plots) if args.plots else None
+    model = FineTunedClassifier(
+        args.backbone, weights=args.weights, freeze_depth=args.freeze_depth, max_epochs=args.epochs,
+        lr=args.lr, batch_size=args.batch_size, input_size=args.input_size, device=args.device,
+        augment=None if args.augment == "none" else args.augment, random_state=args.random_state,
+        verbose=_verbose(args),
+    )
+    model._check_params()  # bad option values are reported before any data is read
     data = load_image_folder(args.folder)
     y = data.target_names[data.target]
-    counts = dict(zip(*np.unique(y, return_counts=True)))
+    names, sizes = np.unique(y, return_counts=True)
+    counts = dict(zip(names.tolist(), sizes.tolist()))
     if len(counts) < 2:
         raise ValueError(f"{data.folder!r} has one class ({next(iter(counts))!r}); a classifier needs two or more")
     if args.val:
@@ -148,29 +172,28 @@ def fit(args) -> None:
         if counts[smallest] < 2:
             raise ValueError(f"class {smallest!r} has {counts[smallest]} image: a held-out split needs at "
                              "least 2 per class (add images, or pass --val 0)")
+        held_out = math.ceil(args.val * len(y))  # as train_test_split counts a fraction
+        if held_out < len(counts):
+            raise ValueError(f"--val {args.val} holds out {held_out} of {len(y)} images, fewer than the "
+                             f"{len(counts)} classes; raise it to at least {len(counts) / len(y):.3g}")
         X_train, X_val, y_train, y_val = train_test_split(
             data.paths, y, test_size=args.val, stratify=y, random_state=args.random_state)
-        if len(X_val) < len(counts):
-            raise ValueError(f"--val {args.val} holds out {len(X_val)} images, fewer than the "
-                             f"{len(counts)} classes; raise it")
     else:
         X_train, y_train, X_val, y_val = data.paths, y, None, None
     _say(args, f"{len(data.paths)} images in {len(counts)} classes: "
                + ", ".join(f"{k} ({v})" for k, v in counts.items()),
          f"fine-tuning {args.backbone} on {len(X_train)} images"
          + (f", {len(X_val)} held out" if X_val is not None else ""))
-    model = FineTunedClassifier(
-        args.backbone, weights=args.weights, freeze_depth=args.freeze_depth, max_epochs=args.epochs,
-        lr=args.lr, batch_size=args.batch_size, input_size=args.input_size, device=args.device,
-        augment=None if args.augment == "none" else args.augment, random_state=args.random_state,
-        verbose=_verbose(args),
-    )
     # the epoch table is a log: standard error, like the rest of the progress
     stdout, sys.stdout = sys.stdout, sys.stderr
     try:
-        model.fit(X_train, y_train, X_val=X_val, y_val=y_val)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="fit was interrupted")
+            model.fit(X_train, y_train, X_val=X_val, y_val=y_val)
     finally:
         sys.stdout = stdout
+    if getattr(model.net_, "interrupted_", False):  # Ctrl-C: the model is unfinished, not saved
+        raise KeyboardInterrupt
     if X_val is not None:
         y_pred = _report(model, X_val, y_val)
     save_model(model, output)
@@ -178,12 +201,16 @@ def fit(args) -> None:
     if plots is not None:
         from ..display import TrainingCurveDisplay
 
-        curve = TrainingCurveDisplay.from_estimator(model)
-        curve.figure_.savefig(plots / "training_curve.png", dpi=120)
-        saved = [plots / "training_curve.png"]
+        plots.mkdir(parents=True, exist_ok=True)
+        saved = []
+        if model.n_iter_:  # freeze_depth="all" solves a probe: no epochs, no curve
+            curve = TrainingCurveDisplay.from_estimator(model)
+            curve.figure_.savefig(plots / "training_curve.png", dpi=120)
+            saved.append(plots / "training_curve.png")
         if X_val is not None:
             saved.append(_save_confusion_matrix(plots, y_val, y_pred, model.classes_))
-        _say(args, "saved " + ", ".join(map(str, saved)))
+        if saved:
+            _say(args, "saved " + ", ".join(map(str, saved)))
 
 
 def _classifier(path):
@@ -200,12 +227,11 @@ def predict(args) -> None:
     model.set_params(**_runtime_params(model, args))
     modality = getattr(model, "_input_signature", None)
     modality = "text" if modality is not None and modality.kind == "text" else "image"
-    items = _read(args, modality)
-    _say(args, f"predicting {len(items)} {modality}s with {args.model}")
+    items, ids = _read(args, modality)
+    _say(args, f"predicting {_plural(len(items), modality)} with {args.model}")
     proba = model.predict_proba(items)
     classes = model.classes_
-    columns = {"path" if modality == "image" else "index": _ids(items, modality),
-               "prediction": classes[proba.argmax(axis=1)]}
+    columns = {**ids, "prediction": classes[proba.argmax(axis=1)]}
     columns.update({f"proba_{c}": proba[:, i] for i, c in enumerate(classes)})
     if output is None:
         write_csv(sys.stdout, columns)
@@ -238,7 +264,7 @@ def evaluate(args) -> None:
     # a model trained from a folder knows its classes by name; one trained in Python
     # on ints or other labels is matched by their text
     by_name = {str(c): c for c in model.classes_}
-    unknown = sorted(set(data.target_names) - set(by_name))
+    unknown = sorted(set(data.target_names.tolist()) - set(by_name))
     if unknown:
         raise ValueError(f"classes {unknown} of {data.folder!r} are not classes of the model "
                          f"({sorted(by_name)})")

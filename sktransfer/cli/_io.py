@@ -20,17 +20,19 @@ class UsageError(Exception):
     """The command was called wrongly (exit status 2)."""
 
 
-def _csv_column(path: Path, column: str) -> list[str]:
+def _csv_column(path: Path, column: str) -> list[tuple[int, str]]:
+    """``(row number, value)`` of the non-blank values of ``column`` (rows from 1, after the header)."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if column not in (reader.fieldnames or []):
             raise ValueError(f"{str(path)!r} has no column {column!r} (its columns: {reader.fieldnames})")
-        return [row[column] for row in reader]
+        return [(i, row[column]) for i, row in enumerate(reader, 1) if (row[column] or "").strip()]
 
 
-def _lines(path: Path) -> list[str]:
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """``(line number, line)`` of the non-blank lines (numbered from 1)."""
     with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\r\n") for line in f if line.strip()]
+        return [(i, line.rstrip("\r\n")) for i, line in enumerate(f, 1) if line.strip()]
 
 
 def read_images(path, column: str = "path") -> list[str]:
@@ -49,9 +51,9 @@ def read_images(path, column: str = "path") -> list[str]:
     if suffix in IMAGE_EXTENSIONS:
         return [str(path)]
     if suffix == ".csv":
-        listed = _csv_column(path, column)
+        listed = [value for _, value in _csv_column(path, column)]
     elif suffix in (".txt", ".lst", ".list"):
-        listed = _lines(path)
+        listed = [line for _, line in _lines(path)]
     else:
         raise UsageError(f"{str(path)!r} is neither a folder, an image, a .txt list of paths nor a .csv file")
     if not listed:
@@ -59,16 +61,18 @@ def read_images(path, column: str = "path") -> list[str]:
     return [str(path.parent / p) if not os.path.isabs(p) else p for p in listed]
 
 
-def read_texts(path, column: str = "text") -> list[str]:
-    """Texts from a text file (one per line, blank lines skipped) or a CSV file's ``column``."""
+def read_texts(path, column: str = "text") -> tuple[list[str], str, list[int]]:
+    """Texts from a text file (one per line, blank lines skipped) or a CSV file's ``column``,
+    with what identifies each: ``("line", line numbers)`` or ``("row", row numbers)``."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"input not found: {str(path)!r}" if not path.exists()
                                 else f"{str(path)!r} is a folder; texts come from a .txt or .csv file")
-    texts = _csv_column(path, column) if path.suffix.lower() == ".csv" else _lines(path)
-    if not texts:
+    is_csv = path.suffix.lower() == ".csv"
+    numbered = _csv_column(path, column) if is_csv else _lines(path)
+    if not numbered:
         raise ValueError(f"{str(path)!r} holds no texts")
-    return texts
+    return [text for _, text in numbered], "row" if is_csv else "line", [i for i, _ in numbered]
 
 
 def check_output(path, suffixes, overwrite: bool) -> Path:
@@ -95,20 +99,23 @@ def _require(module: str, what: str, extra: str) -> None:
 
 
 def write_table(path: Path, columns: dict) -> None:
-    """Write ``{name: 1-D array}`` as CSV or Parquet, or the numeric columns as one
-    float32 matrix in ``.npy``."""
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        numeric = [np.asarray(v) for v in columns.values() if np.asarray(v).dtype.kind in "fiu"]
-        np.save(path, np.column_stack(numeric).astype(np.float32))
-    elif suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    """Write ``{name: 1-D array}`` (the first column identifying the rows) atomically, as
+    CSV or Parquet, or in ``.npy`` the other columns as one float32 matrix."""
+    from .._atomic import atomic_path
 
-        pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), path)
-    else:
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            _write_csv(f, columns)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, np.column_stack(list(columns.values())[1:]).astype(np.float32))
+        elif suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), tmp)
+        else:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                _write_csv(f, columns)
 
 
 def _write_csv(f, columns: dict) -> None:
@@ -136,16 +143,21 @@ def load_model(path):
                          f"not {str(path)!r}; save with sktransfer.save(model, 'model.safetensors')")
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {str(path)!r}")
-    if suffix == ".skops":
-        _require("skops", "reading .skops files", "skops")
-        import skops.io
+    try:
+        if suffix == ".skops":
+            _require("skops", "reading .skops files", "skops")
+            import skops.io
 
-        from ..saving import SKOPS_TRUSTED_TYPES
+            from ..saving import SKOPS_TRUSTED_TYPES
 
-        return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
-    from ..saving import load
+            return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+        from ..saving import load
 
-    return load(path)
+        return load(path)
+    except UsageError:
+        raise
+    except Exception as exc:  # name the file: "File is not a zip file" alone says nothing
+        raise ValueError(f"cannot read model {str(path)!r}: {exc}") from exc
 
 
 def save_model(model, path: Path) -> None:

@@ -149,15 +149,26 @@ def make_image_folder(directory, images, target, target_names=None, *, format: s
     """
     from PIL import Image
 
+    if format.upper() not in ("PNG", "JPEG", "BMP"):
+        raise ValueError(f"format must be 'png', 'jpeg' or 'bmp', got {format!r}")
     images = np.asarray(images)
     target = np.asarray(target)
+    if len(images) == 0:
+        raise ValueError("no images to write")
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
         raise ValueError(f"images must be uint8 of shape (n, H, W) or (n, H, W, 3), got {images.dtype} "
                          f"of shape {images.shape}")
     if target.shape != (len(images),):
         raise ValueError(f"target must have one entry per image ({len(images)}), got shape {target.shape}")
-    names = target.astype(str) if target_names is None else np.asarray(target_names).astype(str)[target]
-    for name in np.unique(names):
+    if target_names is None:
+        names = target.astype(str)
+    else:
+        target_names = np.asarray(target_names).astype(str)
+        if target.dtype.kind not in "iu" or target.min() < 0 or target.max() >= len(target_names):
+            raise ValueError(f"with target_names, target must hold indices in [0, {len(target_names)}); "
+                             f"got {target.dtype} values from {target.min()!r} to {target.max()!r}")
+        names = target_names[target]
+    for name in np.unique(names).tolist():
         if not name or name.startswith(".") or os.sep in name or (os.altsep and os.altsep in name):
             raise ValueError(f"class name {name!r} cannot be a folder name")
     folder = Path(os.fspath(directory)).expanduser()
