@@ -25,7 +25,7 @@ import warnings
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -100,12 +100,14 @@ def _write_record(key: str, seconds: float) -> None:
 
 
 class _FixedBatch(nn.Module):
-    """A compiled module always called at ``batch_size`` rows: smaller batches are padded."""
+    """A compiled module always called at ``batch_size`` rows: smaller batches are padded.
+    ``identity`` names the network and weights it was compiled from."""
 
-    def __init__(self, compiled: nn.Module, batch_size: int):
+    def __init__(self, compiled: nn.Module, batch_size: int, identity: str):
         super().__init__()
         self.compiled = compiled
         self.batch_size = batch_size
+        self.identity = identity
 
     def forward(self, x):
         n = len(x)
@@ -114,10 +116,10 @@ class _FixedBatch(nn.Module):
         return self.compiled(x)[:n]
 
 
-def compile_trunk(trunk: nn.Module, batch_size: int, device: torch.device) -> nn.Module:
+def compile_trunk(trunk: nn.Module, batch_size: int, device: torch.device, identity: str) -> nn.Module:
     """``trunk`` compiled for batches of ``batch_size`` (weights frozen in as constants on CPUs)."""
     options = {"freezing": True} if device.type == "cpu" else {}
-    return _FixedBatch(torch.compile(trunk, dynamic=False, options=options), batch_size)
+    return _FixedBatch(torch.compile(trunk, dynamic=False, options=options), batch_size, identity)
 
 
 class AutoCompiled:
@@ -128,27 +130,31 @@ class AutoCompiled:
     Parameters
     ----------
     model : FeatureNet
+    images : int
+        The images this call runs.
     mode : bool or "auto"
     owner : object
         Keeps the compiled trunk (``owner._compiled_trunk``) for later calls.
     key : str
         Names the network and shapes in the compile-time records.
-    identity : str
-        The network with its weights as they are: a compiled trunk kept from an earlier
-        call is reused only for the same identity (compiling freezes the weights in).
-    images, batch_size : int
-        This call's work.
+    identity : callable
+        Returns the network's identity with its weights as they are (hashing them,
+        so called only when needed): a compiled trunk kept from an earlier call is
+        reused only for the same identity (compiling freezes the weights in).
+    batch_size : int
     """
 
-    def __init__(self, model, mode, owner, key: str, identity: str, images: int, batch_size: int):
-        self.model, self.mode, self.owner, self.key, self.identity = model, mode, owner, key, identity
+    def __init__(self, model, images: int, *, mode, owner, key: str, identity: Callable[[], str], batch_size: int):
+        self.model, self.owner, self.key, self.identity = model, owner, key, identity
         self.images, self.batch_size = images, batch_size
         self.device = next(model.trunk.parameters()).device
         self.done = 0
         self.timed = []
         self.compiled = None
+        self.decision = None  # until decided: eager batches, timed
+        self.first_compiled_call = False  # the one that compiles: timed, and may fail
         kept = getattr(owner, "_compiled_trunk", None)
-        if kept is not None and (kept.batch_size, kept.identity) == (batch_size, identity):
+        if kept is not None and kept.batch_size == batch_size and kept.identity == identity():
             self._use(kept, CompileDecision(True, "compiled in an earlier call", images, batch_size))
         elif mode is True:
             self._compile(CompileDecision(True, "compile=True", images, batch_size))
@@ -164,8 +170,7 @@ class AutoCompiled:
         self._record(decision)
 
     def _compile(self, decision: CompileDecision) -> None:
-        self.owner._compiled_trunk = compile_trunk(self.model.trunk, self.batch_size, self.device)
-        self.owner._compiled_trunk.identity = self.identity
+        self.owner._compiled_trunk = compile_trunk(self.model.trunk, self.batch_size, self.device, self.identity())
         self._use(self.owner._compiled_trunk, decision)
         self.first_compiled_call = True
 
@@ -185,7 +190,7 @@ class AutoCompiled:
     def __call__(self, x):
         if self.compiled is not None:
             return self._compiled_call(x)
-        if getattr(self, "decision", None) is not None:  # decided: eager
+        if self.decision is not None:  # decided: eager
             return self.model(x)
         start = time.perf_counter()
         out = self.model(x)
@@ -203,8 +208,7 @@ class AutoCompiled:
         self._record(CompileDecision(False, reason, self.images, self.batch_size))
 
     def _compiled_call(self, x):
-        first = getattr(self, "first_compiled_call", False)
-        self.first_compiled_call = False
+        first, self.first_compiled_call = self.first_compiled_call, False
         start = time.perf_counter()
         try:
             out = self.compiled(x)

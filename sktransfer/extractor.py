@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from numbers import Integral
 from pathlib import Path
@@ -278,13 +279,11 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         batch_size = inference_batch_size(self._spec.batch_size, self.device_, size)
         wrap = None  # eager
         if self.compile and source.kind != "text":
-            identity = key or feature_key(self._spec, self.data_config_, self._stage_index, self.model_)
-            record = record_key(self._spec, self._stage_index, size, batch_size)
-
-            def auto_compiled(model, n):
-                return AutoCompiled(model, self.compile, self, record, identity, n, batch_size)
-
-            wrap = auto_compiled
+            wrap = functools.partial(
+                AutoCompiled, mode=self.compile, owner=self, batch_size=batch_size,
+                key=record_key(self._spec, self._stage_index, size, batch_size),
+                # hashes the weights: evaluated only when a compiled trunk is kept or built
+                identity=functools.partial(feature_key, self._spec, self.data_config_, self._stage_index, self.model_))
 
         return extract(
             self.model_, source, self._n_features_out, batch_size=batch_size,

@@ -14,6 +14,7 @@ from ._io import (
     TABLE_SUFFIXES,
     UsageError,
     check_output,
+    require,
     load_model,
     read_images,
     read_texts,
@@ -23,11 +24,9 @@ from ._io import (
 )
 
 
-try:  # a parameter value the estimator refuses: the command line was called wrongly
-    from sklearn.utils._param_validation import InvalidParameterError
-except ImportError:  # pragma: no cover -- scikit-learn moved it
-    InvalidParameterError = UsageError
+from .._params import InvalidParameterError
 
+#: A parameter value the estimator refuses means the command line was called wrongly.
 USAGE_ERRORS = (UsageError, InvalidParameterError)
 
 
@@ -53,10 +52,7 @@ def _modality(backbone: str) -> str:
 
 
 def _check_plots(folder) -> Path:
-    import importlib.util
-
-    if importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plots needs matplotlib: pip install 'sktransfer[plots]'")
+    require("matplotlib", "--plots", "plots")
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--plots {str(folder)!r} is a file, not a folder")

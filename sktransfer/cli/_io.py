@@ -85,13 +85,14 @@ def check_output(path, suffixes, overwrite: bool) -> Path:
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
     if path.suffix.lower() == ".parquet":
-        _require("pyarrow", "writing .parquet files", "parquet")
+        require("pyarrow", "writing .parquet files", "parquet")
     if path.suffix.lower() == ".skops":
-        _require("skops", "writing .skops files", "skops")
+        require("skops", "writing .skops files", "skops")
     return path
 
 
-def _require(module: str, what: str, extra: str) -> None:
+def require(module: str, what: str, extra: str) -> None:
+    """Refuse, before any work, what needs an optional package that is not installed."""
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
@@ -115,19 +116,15 @@ def write_table(path: Path, columns: dict) -> None:
             pq.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), tmp)
         else:
             with open(tmp, "w", newline="", encoding="utf-8") as f:
-                _write_csv(f, columns)
+                write_csv(f, columns)
 
 
-def _write_csv(f, columns: dict) -> None:
+def write_csv(f, columns: dict) -> None:
+    """Write ``{name: 1-D array}`` as CSV to an open text stream (a file, standard output)."""
     writer = csv.writer(f)
     writer.writerow(columns)
     for row in zip(*columns.values()):
         writer.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
-
-
-def write_csv(f, columns: dict) -> None:
-    """Write ``{name: 1-D array}`` as CSV to an open text stream (standard output)."""
-    _write_csv(f, columns)
 
 
 def load_model(path):
@@ -145,7 +142,7 @@ def load_model(path):
         raise FileNotFoundError(f"model file not found: {str(path)!r}")
     try:
         if suffix == ".skops":
-            _require("skops", "reading .skops files", "skops")
+            require("skops", "reading .skops files", "skops")
             import skops.io
 
             from ..saving import SKOPS_TRUSTED_TYPES
