@@ -17,15 +17,15 @@ def _visible(name: str) -> bool:
     return not name.startswith(".")
 
 
-def find_images(folder, extensions=IMAGE_EXTENSIONS) -> list[str]:
-    """The image files under ``folder`` (recursively, links followed), in sorted order.
-
-    Hidden files and folders (names starting with ``"."``) are skipped.
+def find_images(folder, extensions=IMAGE_EXTENSIONS, recursive: bool = True) -> list[str]:
+    """The image files under ``folder`` (recursively, links followed, unless not
+    ``recursive``), in sorted order. Hidden files and folders (names starting with
+    ``"."``) are skipped.
     """
     suffixes = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
     found = []
     for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if _visible(d))
+        dirs[:] = sorted(d for d in dirs if _visible(d)) if recursive else []
         found.extend(os.path.join(root, f) for f in sorted(files)
                      if _visible(f) and f.lower().endswith(suffixes))
     return found

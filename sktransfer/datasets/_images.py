@@ -65,7 +65,7 @@ def load_image_folder(path, extensions=IMAGE_EXTENSIONS) -> Bunch:
     if not folder.is_dir():
         raise NotADirectoryError(f"{str(folder)!r} is a file, not a folder of class sub-folders")
     classes = class_folders(folder)
-    strays = [p for p in find_images(folder, extensions) if Path(p).parent == folder]
+    strays = find_images(folder, extensions, recursive=False)
     layout = ("expected one sub-folder of images per class "
               f"({str(folder)}/<class>/<image>, as torchvision's ImageFolder)")
     if strays:
