@@ -101,25 +101,34 @@ def _write_record(key: str, seconds: float) -> None:
 
 class _FixedBatch(nn.Module):
     """A compiled module always called at ``batch_size`` rows: smaller batches are padded.
-    ``identity`` names the network and weights it was compiled from."""
+    ``identity`` names the network and weights it was compiled from. With ``graphs``
+    (CUDA graphs), each call is a new step and its output is copied out of the graph's
+    memory, which the next replay overwrites."""
 
-    def __init__(self, compiled: nn.Module, batch_size: int, identity: str):
+    def __init__(self, compiled: nn.Module, batch_size: int, identity: str, graphs: bool = False):
         super().__init__()
         self.compiled = compiled
         self.batch_size = batch_size
         self.identity = identity
+        self.graphs = graphs
 
     def forward(self, x):
         n = len(x)
         if n < self.batch_size:
             x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+            return self.compiled(x)[:n].clone()
         return self.compiled(x)[:n]
 
 
 def compile_trunk(trunk: nn.Module, batch_size: int, device: torch.device, identity: str) -> nn.Module:
-    """``trunk`` compiled for batches of ``batch_size`` (weights frozen in as constants on CPUs)."""
-    options = {"freezing": True} if device.type == "cpu" else {}
-    return _FixedBatch(torch.compile(trunk, dynamic=False, options=options), batch_size, identity)
+    """``trunk`` compiled for batches of ``batch_size``: on CPUs with the weights frozen in as
+    constants, on CUDA with CUDA graphs (one shape, so one graph replayed: no launch overhead)."""
+    if device.type == "cuda":
+        return _FixedBatch(torch.compile(trunk, dynamic=False, mode="reduce-overhead"), batch_size, identity,
+                           graphs=True)
+    return _FixedBatch(torch.compile(trunk, dynamic=False, options={"freezing": True}), batch_size, identity)
 
 
 class AutoCompiled:

@@ -69,6 +69,14 @@ def uint8_images(rng):
     return rng.integers(0, 256, size=(12, 20, 24, 3), dtype=np.uint8)
 
 
+@pytest.fixture
+def records(tmp_path, monkeypatch):
+    """An empty inductor cache folder of its own, where ``compile="auto"`` keeps its
+    compile-time records."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    return tmp_path / "sktransfer-compile-seconds.json"
+
+
 def pytest_collection_modifyitems(config, items):
     """GPU tests run where CUDA is available and are skipped, with a reason, elsewhere."""
     if torch.cuda.is_available():

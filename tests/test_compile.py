@@ -11,13 +11,6 @@ from sktransfer import PretrainedFeatureExtractor, _compile
 from tests.conftest import TINY
 
 
-@pytest.fixture
-def records(tmp_path, monkeypatch):
-    """An empty inductor cache folder of its own, where the compile-time records live."""
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    return tmp_path / "sktransfer-compile-seconds.json"
-
-
 def test_a_handful_of_images_runs_eagerly(data, records):
     X, _ = data
     extractor = PretrainedFeatureExtractor(TINY, cache=False).fit(X)

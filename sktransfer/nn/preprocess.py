@@ -81,7 +81,7 @@ class Preprocess(nn.Module):
         # give identical numbers from arrays, files and tensors alike.
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         x = self._resize(x.to(torch.float32, memory_format=layout))
-        x = x * a + b  # broadcasting also expands grayscale to 3 channels
+        x = torch.addcmul(b, x, a)  # one pass; broadcasting also expands grayscale to 3 channels
         return x.to(self.dtype, memory_format=layout)
 
     def forward(self, x):
