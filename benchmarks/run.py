@@ -26,6 +26,7 @@ from _common import RESULTS, save
 
 SUITE = {
     "transform": bench_transform.run,
+    "transform_gpu": bench_transform.run_gpu,
     "peak_memory": bench_memory.run,
     "grid_search_cache": bench_grid_search.run,
     "frozen_head_vs_logistic_regression": bench_frozen_head.run,
