@@ -3,12 +3,11 @@
 A background thread reads (and decodes) the next batches of files, PIL images
 or texts while the current one is being used. In-memory data (arrays, tensors)
 is read inline: the read is a cheap copy, and a second thread would only
-contend with the thread that launches the GPU's work for the GIL and the cores
-(on an H200 that contention cost a quarter of the throughput). On CUDA every
-batch is pinned and copied on a side stream; an inline batch is read, pinned
-and its copy started after the current batch is handed over, so that it
-overlaps the forward pass the caller has just queued. The same loader feeds
-feature extraction and skorch's training loop (as its
+contend with the thread that launches the GPU's work for the GIL and the cores.
+On CUDA every batch is pinned and copied on a side stream; an inline batch is
+read, pinned and its copy started after the current batch is handed over, so
+that it overlaps the forward pass the caller has just queued. The same loader
+feeds feature extraction and skorch's training loop (as its
 ``iterator_train``/``iterator_valid``).
 """
 
