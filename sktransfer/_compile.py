@@ -3,10 +3,11 @@
 Compiling (``torch.compile``) makes a network faster once compiled, but the first call
 compiles for seconds to a minute. ``"auto"`` runs the first batches eagerly, times them,
 and compiles only when the images still to go would take long enough eagerly for the
-expected speed-up to win the compile time back; otherwise it stays eager. The compile
-time is estimated from what compiling the same network at the same shapes took before
-(a record kept beside torch's persistent inductor cache, which makes a second compile
-cheap, across fits, folds and processes), or a cold default.
+expected speed-up to win the compile time back; otherwise it stays eager. Both figures
+come from what compiling the same network at the same shapes did before: the compile
+time it took and the speed-up it gave, measured on the batches after it (records kept
+beside torch's persistent inductor cache, which makes a second compile cheap, across
+fits, folds and processes), or cold defaults.
 
 Only the backbone after preprocessing is compiled, at one fixed batch shape: the last,
 smaller batch is padded (rows of zeros, dropped from the output; frozen networks run
@@ -22,8 +23,10 @@ import os
 import tempfile
 import time
 import warnings
+import dataclasses
 from collections import deque
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -32,9 +35,10 @@ from torch import nn
 
 from ._atomic import atomic_path
 
-#: Steady-state speed-up expected from compiling a frozen backbone, by device type
-#: (2-core CPU, 112 px, inductor with freezing: ResNet-18 1.11x, EfficientNet-Lite0
-#: 1.41x; H100, ResNet-18 fp16: 1.59x).
+#: Steady-state speed-up assumed from compiling a frozen backbone, by device type, until
+#: a record says what it was for that network (2-core CPU, 112 px, inductor with
+#: freezing: ResNet-18 1.06-1.11x, EfficientNet-Lite0 1.22-1.41x; H200, ResNet-18 fp16
+#: at 224 px with CUDA graphs: 1.64x).
 EXPECTED_SPEEDUP = {"cpu": 1.2, "cuda": 1.5}
 #: Seconds a first compile is assumed to take when no record says otherwise (2-core
 #: CPU: 13-38 s; GPUs compile faster but autotune more).
@@ -56,7 +60,9 @@ class CompileDecision:
     batch_size: int
     eager_seconds_per_image: Optional[float] = None
     compile_seconds_estimate: Optional[float] = None
+    expected_speedup: Optional[float] = None
     compile_seconds: Optional[float] = None
+    measured_speedup: Optional[float] = None
 
 
 def record_key(spec, stage_index: int, input_size, batch_size: int) -> str:
@@ -66,10 +72,11 @@ def record_key(spec, stage_index: int, input_size, batch_size: int) -> str:
             f"{spec.torch_device.type}|{spec.precision}|torch {torch.__version__}")
 
 
-def pays_back(images_left: int, seconds_per_image: float, compile_seconds: float, device_type: str) -> bool:
-    """Whether compiling now saves time over running ``images_left`` images eagerly."""
+def pays_back(images_left: int, seconds_per_image: float, compile_seconds: float, speedup: float) -> bool:
+    """Whether compiling now, for a steady ``speedup``, saves time over running
+    ``images_left`` images eagerly."""
     eager = images_left * seconds_per_image
-    saved = eager * (1 - 1 / EXPECTED_SPEEDUP.get(device_type, 1.2))
+    saved = eager * (1 - 1 / speedup) if speedup > 0 else float("-inf")
     return saved > compile_seconds
 
 
@@ -80,22 +87,32 @@ def _records_path() -> Path:
     return Path(folder) / "sktransfer-compile-seconds.json"
 
 
-def _read_records() -> dict:
+def read_record(key: str) -> dict:
+    """What compiling ``key`` did before: ``{"compile_seconds": s, "speedup": r}``, either
+    or both missing when unknown."""
     try:
-        return json.loads(_records_path().read_text())
-    except (OSError, ValueError):
+        record = json.loads(_records_path().read_text()).get(key, {})
+    except (OSError, ValueError, AttributeError):
         return {}
+    return record if isinstance(record, dict) else {}
 
 
-def _write_record(key: str, seconds: float) -> None:
+def write_record(key: str, **figures: float) -> None:
+    """Merge ``figures`` into the record of ``key``."""
     path = _records_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        records = _read_records()
-        records[key] = round(seconds, 3)
+        try:
+            records = json.loads(path.read_text())
+        except (OSError, ValueError):
+            records = {}
+        if not isinstance(records, dict):
+            records = {}
+        old = records.get(key)
+        records[key] = {**(old if isinstance(old, dict) else {}), **{k: round(v, 3) for k, v in figures.items()}}
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(records, indent=1, sort_keys=True))
-    except OSError:  # a read-only cache folder costs only the estimate
+    except OSError:  # a read-only cache folder costs only the estimates
         pass
 
 
@@ -158,7 +175,8 @@ class AutoCompiled:
         self.images, self.batch_size = images, batch_size
         self.device = next(model.trunk.parameters()).device
         self.done = 0
-        self.timed = []
+        self.timed = []  # seconds per image of eager batches
+        self.compiled_timed = []  # and of compiled ones, after the compiling call
         self.compiled = None
         self.decision = None  # until decided: eager batches, timed
         self.first_compiled_call = False  # the one that compiles: timed, and may fail
@@ -185,28 +203,40 @@ class AutoCompiled:
 
     def _decide(self) -> None:
         seconds_per_image = min(self.timed)
-        records = _read_records()
-        estimate = records.get(self.key, COLD_COMPILE_SECONDS.get(self.device.type, 40.0))
+        record = read_record(self.key)
+        estimate = record.get("compile_seconds", COLD_COMPILE_SECONDS.get(self.device.type, 40.0))
+        speedup = record.get("speedup", EXPECTED_SPEEDUP.get(self.device.type, 1.2))
         left = self.images - self.done
         facts = dict(images=self.images, batch_size=self.batch_size, eager_seconds_per_image=seconds_per_image,
-                     compile_seconds_estimate=estimate)
-        if pays_back(left, seconds_per_image, estimate, self.device.type):
-            why = "recorded" if self.key in records else "assumed"
-            self._compile(CompileDecision(True, f"pays back: {left} images left, compile time {why}", **facts))
+                     compile_seconds_estimate=estimate, expected_speedup=speedup)
+        if pays_back(left, seconds_per_image, estimate, speedup):
+            why = ", ".join(f"{what} {'recorded' if name in record else 'assumed'}"
+                            for what, name in (("compile time", "compile_seconds"), ("speed-up", "speedup")))
+            self._compile(CompileDecision(True, f"pays back: {left} images left, {why}", **facts))
         else:
             self._record(CompileDecision(False, f"would not pay back over the {left} images left", **facts))
+
+    @contextmanager
+    def _timing(self, seconds: list, size: int):
+        """Appends the seconds per image of the block (the device's queued work included)."""
+        start = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds.append((time.perf_counter() - start) / size)
 
     def __call__(self, x):
         if self.compiled is not None:
             return self._compiled_call(x)
         if self.decision is not None:  # decided: eager
             return self.model(x)
-        start = time.perf_counter()
-        out = self.model(x)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        if self.done:  # the first batch warms up: not timed
-            self.timed.append((time.perf_counter() - start) / len(x))
+        if not self.done:  # the first batch warms up: not timed
+            out = self.model(x)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+        else:
+            with self._timing(self.timed, len(x)):
+                out = self.model(x)
         self.done += len(x)
         if len(self.timed) == 2:
             self._decide()
@@ -218,9 +248,12 @@ class AutoCompiled:
 
     def _compiled_call(self, x):
         first, self.first_compiled_call = self.first_compiled_call, False
-        start = time.perf_counter()
+        # after the compiling call, two full batches are timed against the eager ones
+        measure = not first and self.timed and len(self.compiled_timed) < 2 and len(x) == self.batch_size
+        seconds = []
         try:
-            out = self.compiled(x)
+            with self._timing(seconds if first else self.compiled_timed if measure else [], len(x)):
+                out = self.compiled(x)
         except torch.OutOfMemoryError:
             # the compiled graph pads every piece back to the full batch: let the caller
             # halve the batch, eagerly
@@ -234,11 +267,12 @@ class AutoCompiled:
                           f"{message})", RuntimeWarning, stacklevel=2)
             self._eager_from_now(f"compile failed: {type(exc).__name__}")
             return self.model(x)
-        if not first:
-            return out
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - start
-        _write_record(self.key, seconds)
-        self._record(CompileDecision(**{**asdict(self.decision), "compile_seconds": round(seconds, 3)}))
+        if first:
+            compile_seconds = seconds[0] * len(x)
+            write_record(self.key, compile_seconds=compile_seconds)
+            self._record(dataclasses.replace(self.decision, compile_seconds=round(compile_seconds, 3)))
+        elif measure and len(self.compiled_timed) == 2:
+            speedup = min(self.timed) / min(self.compiled_timed)
+            write_record(self.key, speedup=speedup)
+            self._record(dataclasses.replace(self.decision, measured_speedup=round(speedup, 3)))
         return out

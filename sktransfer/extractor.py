@@ -88,11 +88,12 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         ``torch.compile`` the backbone of an image network for ``transform``.
         ``"auto"`` runs the first batches eagerly, times them, and compiles
         when the images left would take long enough for the speed-up to pay
-        the compile time back within the call (estimated from earlier compiles
-        of the same network and shapes, kept beside torch's persistent inductor
-        cache, or a cold default): never for a handful of images. True compiles
-        from the first batch, False never. The compiled graph runs at one batch
-        shape (the last batch is padded) and is kept for later calls; features
+        the compile time back within the call (both measured on earlier
+        compiles of the same network and shapes, kept beside torch's persistent
+        inductor cache, or cold defaults): never for a handful of images. True
+        compiles from the first batch, False never. The compiled graph runs at
+        one batch shape (the last batch is padded; on CUDA as a CUDA graph) and
+        is kept for later calls; features
         agree with eager ones to float tolerance; a compile failure falls back
         to eager with a warning. ``sktransfer._compile.decisions`` records what
         was chosen and why. Text encoders: True compiles them, "auto" runs

@@ -87,7 +87,7 @@ def test_compiled_with_cuda_graphs_when_the_records_say_it_pays_back(rng, record
     eager = PretrainedFeatureExtractor("resnet18", compile=False, **params).fit(X).transform(X)
     extractor = PretrainedFeatureExtractor("resnet18", **params).fit(X)
     key = _compile.record_key(extractor._spec, extractor._stage_index, extractor.data_config_.input_size, 32)
-    records.write_text(json.dumps({key: 1e-6}))
+    records.write_text(json.dumps({key: {"compile_seconds": 1e-6}}))
     features = extractor.transform(X)
     decision = _compile.decisions[-1]
     assert decision.compiled and decision.reason.startswith("pays back: ") and decision.compile_seconds > 0
