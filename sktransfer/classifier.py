@@ -646,7 +646,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         if signature.kind == "text":
             source = TextSource(validate_texts(X_val, type(self).__name__), None, 0)
         else:
-            source, _ = validate_images(self, X_val, spec.inputs, signature)
+            source, _ = validate_images(self, X_val, spec.inputs, signature, what="X_val")
         y_val = _labels(y_val, len(source), names=("X_val", "y_val"))
         classes = np.unique(y)
         unknown = ~np.isin(y_val, classes)

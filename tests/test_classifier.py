@@ -435,6 +435,11 @@ def test_validation_set_errors(data):
         clf.fit(X, y, X_val=X[:4], y_val=[0, 1, 7, 0])
     with pytest.raises(ValueError, match="X_val has 4 images but y_val has 3 labels"):
         clf.fit(X, y, X_val=X[:4], y_val=[0, 1, 0])
+    # a validation set unlike the training images is named as such, before any training
+    with pytest.raises(ValueError, match=r"X_val has 1-channel images, but X holds 3-channel images"):
+        clf.fit(X, y, X_val=X[:4, ..., 0], y_val=y[:4])
+    with pytest.raises(ValueError, match=r"X_val has shape \(16, 16, 3\): one image of the kind X holds"):
+        clf.fit(X, y, X_val=X[0], y_val=y[:1])
     # checked with the data, whatever the recipe (the probe of freeze_depth="all" does not use it)
     probe = FineTunedClassifier(TINY, freeze_depth="all", random_state=0)
     with pytest.raises(ValueError, match="X_val and y_val must be passed together"):

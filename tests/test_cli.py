@@ -57,6 +57,7 @@ def test_fit_predict_evaluate_extract_on_a_folder_of_digits(digits_folder, tmp_p
     # the report on the 40 held-out images is printed; progress and the epoch table are on stderr
     assert "accuracy: " in fit.stdout and "on 40 images" in fit.stdout and "confusion matrix" in fit.stdout
     assert "valid_acc" in fit.stderr and "train_loss" in fit.stderr
+    assert "\x1b[" not in fit.stderr  # no colour codes in a log that is not a terminal
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion_matrix.png", "training_curve.png"]
     model = load(model_path)
     assert isinstance(model, FineTunedClassifier) and model.classes_.tolist() == [str(d) for d in range(10)]
@@ -104,6 +105,8 @@ def test_fit_predict_evaluate_extract_on_a_folder_of_digits(digits_folder, tmp_p
     ("folder", ["predict", "{tmp}/model.joblib", "{tmp}/data"], 2, "a pickle runs code when loaded"),
     ("folder", ["extract", "{tmp}/missing", "-b", "resnet18", "-o", "{tmp}/f.npy"], 1, "input not found"),
     ("folder", ["fit", "{tmp}/data", "-b", "resnet18"], 2, "the following arguments are required: -o/--output"),
+    ("folder", ["extract", "{tmp}/data", "-b", "resnet18", "--column", "file", "-o", "{tmp}/f.npy"], 2,
+     "--column names a column of a .csv input, but '{tmp}/data' is a folder"),
 ])
 def test_errors_are_one_line_with_the_right_status(tmp_path, make, args, status, message):
     if make != "nothing":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -36,6 +38,23 @@ def _say(args, *lines) -> None:
         print(*lines, sep="\n", file=sys.stderr, flush=True)
 
 
+class _Log(io.TextIOBase):
+    """``stream`` without the colour codes of skorch's epoch table, unless a terminal shows them."""
+
+    _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.plain = not stream.isatty()
+
+    def write(self, text: str) -> int:
+        self.stream.write(self._COLOUR.sub("", text) if self.plain else text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def _verbose(args) -> int:
     """0 with --quiet; else the epoch table, plus progress bars when a person watches."""
     return 0 if args.quiet else (2 if sys.stderr.isatty() else 1)
@@ -62,9 +81,9 @@ def _check_plots(folder) -> Path:
 def _read(args, modality: str) -> tuple[list[str], dict]:
     """The inputs, and the column that identifies each row of the output."""
     if modality == "text":
-        texts, name, numbers = read_texts(args.input, args.column or "text")
+        texts, name, numbers = read_texts(args.input, args.column)
         return texts, {name: np.array(numbers)}
-    paths = read_images(args.input, args.column or "path")
+    paths = read_images(args.input, args.column)
     return paths, {"path": np.array(paths, dtype=object)}
 
 
@@ -181,7 +200,7 @@ def fit(args) -> None:
          f"fine-tuning {args.backbone} on {len(X_train)} images"
          + (f", {len(X_val)} held out" if X_val is not None else ""))
     # the epoch table is a log: standard error, like the rest of the progress
-    stdout, sys.stdout = sys.stdout, sys.stderr
+    stdout, sys.stdout = sys.stdout, _Log(sys.stderr)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="fit was interrupted")

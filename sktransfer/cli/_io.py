@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -35,13 +36,24 @@ def _lines(path: Path) -> list[tuple[int, str]]:
         return [(i, line.rstrip("\r\n")) for i, line in enumerate(f, 1) if line.strip()]
 
 
-def read_images(path, column: str = "path") -> list[str]:
+def _column_of_csv(path: Path, column, default: str) -> str:
+    """The column to read from ``path``; naming one for an input without columns is a usage error."""
+    if path.suffix.lower() == ".csv":
+        return column or default
+    if column is not None:
+        kind = "a folder" if path.is_dir() else f"a {path.suffix or 'plain'} file"
+        raise UsageError(f"--column names a column of a .csv input, but {str(path)!r} is {kind}")
+    return default
+
+
+def read_images(path, column: Optional[str] = None) -> list[str]:
     """Image paths from a folder (every image below it), one image file, a text file
-    with one path per line, or a CSV file's ``column``. Relative paths in a list are
-    taken from the list's folder."""
+    with one path per line, or a CSV file's ``column`` (default ``"path"``). Relative
+    paths in a list are taken from the list's folder."""
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"input not found: {str(path)!r}")
+    column = _column_of_csv(path, column, "path")
     if path.is_dir():
         found = find_images(path)
         if not found:
@@ -61,13 +73,15 @@ def read_images(path, column: str = "path") -> list[str]:
     return [str(path.parent / p) if not os.path.isabs(p) else p for p in listed]
 
 
-def read_texts(path, column: str = "text") -> tuple[list[str], str, list[int]]:
-    """Texts from a text file (one per line, blank lines skipped) or a CSV file's ``column``,
-    with what identifies each: ``("line", line numbers)`` or ``("row", row numbers)``."""
+def read_texts(path, column: Optional[str] = None) -> tuple[list[str], str, list[int]]:
+    """Texts from a text file (one per line, blank lines skipped) or a CSV file's ``column``
+    (default ``"text"``), with what identifies each: ``("line", line numbers)`` or
+    ``("row", row numbers)``."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"input not found: {str(path)!r}" if not path.exists()
                                 else f"{str(path)!r} is a folder; texts come from a .txt or .csv file")
+    column = _column_of_csv(path, column, "text")
     is_csv = path.suffix.lower() == ".csv"
     numbered = _csv_column(path, column) if is_csv else _lines(path)
     if not numbered:

@@ -553,9 +553,9 @@ class InputSignature:
     n_channels: Optional[int] = None
 
 
-def _one_image_error(fitted: InputSignature, X, options: InputOptions, name: str) -> None:
-    """Refuse one image without a batch axis, or an input that may be one, after ``fit``
-    (2-D inputs are rows of pixels when ``image_shape`` is set)."""
+def _one_image_error(fitted: InputSignature, X, options: InputOptions, what: str, fitted_on: str) -> None:
+    """Refuse one image without a batch axis, or an input that may be one, checked against
+    ``fitted`` (2-D inputs are rows of pixels when ``image_shape`` is set)."""
     shape = tuple(getattr(X, "shape", ()))
     advice = "pass one image with a batch axis, X[None] (or as a list, [image])"
     rows = len(shape) == 2 and options.image_shape is not None
@@ -564,29 +564,31 @@ def _one_image_error(fitted: InputSignature, X, options: InputOptions, name: str
         channel_axis = -1 if fitted.channels_last else 0
         if len(shape) == 2 or shape[channel_axis] == one[channel_axis]:
             raise ValueError(
-                f"X has shape {shape}: one image of the kind {name} was fitted on "
+                f"{what} has shape {shape}: one image of the kind {fitted_on} "
                 f"({fitted.ndim}-D batches shaped (n, {', '.join(map(str, one))})); {advice}"
             )
     colour = len(shape) == 3 and shape[-1] in (3, 4)
     if fitted.kind == "array" and fitted.ndim == 3 and colour and fitted.image_shape[-1] not in (3, 4):
         raise ValueError(
-            f"X of shape {shape} could be one color image or {shape[0]} grayscale images "
-            f"like the (n, H, W) batches {name} was fitted on; {advice}"
+            f"{what} of shape {shape} could be one color image or {shape[0]} grayscale images "
+            f"like the (n, H, W) batches {fitted_on}; {advice}"
         )
     if fitted.kind == "files" and len(shape) == 3 and (shape[-1] in (1, 3, 4) or shape[0] in (3, 4)):
         raise ValueError(
-            f"X of shape {shape} could be one image or {shape[0]} grayscale images; {advice}, "
+            f"{what} of shape {shape} could be one image or {shape[0]} grayscale images; {advice}, "
             "or a batch of grayscale images with a channel axis, X[..., None]"
         )
 
 
-def validate_images(estimator, X, options: InputOptions, fitted: Optional[InputSignature] = None):
+def validate_images(estimator, X, options: InputOptions, fitted: Optional[InputSignature] = None, *,
+                    what: str = "X"):
     """Validate ``X`` as images read with ``options``.
 
     In ``fit`` (``fitted`` is None) describes ``X``; afterwards checks ``X``
     against ``fitted``. ``estimator`` is used only as scikit-learn's
     ``validate_data`` uses it, for 2-D rows (``n_features_in_``,
-    ``feature_names_in_``).
+    ``feature_names_in_``). ``what`` names the input in messages: a
+    validation set (``"X_val"``) is checked against the training ``X``.
 
     Returns
     -------
@@ -596,10 +598,11 @@ def validate_images(estimator, X, options: InputOptions, fitted: Optional[InputS
     from sklearn.utils.validation import validate_data
 
     name = type(estimator).__name__
+    fitted_on = f"{name} was fitted on" if what == "X" else "X holds"
     paths = path_column(X)
     X = _as_array(X) if paths is None else paths
     if fitted is not None:
-        _one_image_error(fitted, X, options, name)
+        _one_image_error(fitted, X, options, what, fitted_on)
     if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind not in "OSU":
         raise ValueError(
             f"Expected images, got a 1-D array of shape {X.shape}. Reshape your data to "
@@ -608,7 +611,7 @@ def validate_images(estimator, X, options: InputOptions, fitted: Optional[InputS
     tabular = is_tabular(X)
     if fitted is not None and fitted.kind == "rows" and not tabular:
         raise ValueError(
-            f"{name} was fitted on 2-D rows of {estimator.n_features_in_} pixel values; "
+            f"{fitted_on} 2-D rows of {estimator.n_features_in_} pixel values; "
             "pass the same kind of input"
         )
     if tabular:
@@ -630,7 +633,7 @@ def validate_images(estimator, X, options: InputOptions, fitted: Optional[InputS
         source.n_channels != fitted.n_channels
     ):
         raise ValueError(
-            f"X has {source.n_channels}-channel images, but {name} was "
-            f"fitted on {fitted.n_channels}-channel images"
+            f"{what} has {source.n_channels}-channel images, but {fitted_on} "
+            f"{fitted.n_channels}-channel images"
         )
     return source, signature
