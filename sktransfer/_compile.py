@@ -9,10 +9,12 @@ time it took and the speed-up it gave, measured on the batches after it (records
 beside torch's persistent inductor cache, which makes a second compile cheap, across
 fits, folds and processes), or cold defaults.
 
-Only the backbone after preprocessing is compiled, at one fixed batch shape: the last,
-smaller batch is padded (rows of zeros, dropped from the output; frozen networks run
-in eval mode, where rows do not interact), so the compiled graph is reused and never
-recompiled for a new shape. A compile failure falls back to eager with a warning.
+Only the backbone after preprocessing is compiled, at one fixed batch size: the last,
+smaller batch is padded (copies of its first row, dropped from the output; frozen
+networks run in eval mode, where rows do not interact), so the compiled graph is reused
+and never recompiled for a new batch size. Texts, sorted by length, are padded to a few
+bucket lengths (powers of two) once compiled, so the encoder compiles once per bucket
+rather than once per batch. A compile failure falls back to eager with a warning.
 """
 
 from __future__ import annotations
@@ -116,6 +118,12 @@ def write_record(key: str, **figures: float) -> None:
         pass
 
 
+def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """``t`` grown to ``rows`` rows with copies of its first (a valid input whatever the
+    modality; the outputs of the copies are dropped)."""
+    return t if len(t) >= rows else torch.cat([t, t[:1].expand(rows - len(t), *t.shape[1:])])
+
+
 class _FixedBatch(nn.Module):
     """A compiled module always called at ``batch_size`` rows: smaller batches are padded.
     ``identity`` names the network and weights it was compiled from. With ``graphs``
@@ -128,15 +136,15 @@ class _FixedBatch(nn.Module):
         self.batch_size = batch_size
         self.identity = identity
         self.graphs = graphs
+        self.shapes = set()  # the input shapes compiled for (text buckets; one for images)
 
-    def forward(self, x):
-        n = len(x)
-        if n < self.batch_size:
-            x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
+    def forward(self, *inputs):
+        n = len(inputs[0])
+        inputs = [_pad_rows(t, self.batch_size) for t in inputs]
         if self.graphs:
             torch.compiler.cudagraph_mark_step_begin()
-            return self.compiled(x)[:n].clone()
-        return self.compiled(x)[:n]
+            return self.compiled(*inputs)[:n].clone()
+        return self.compiled(*inputs)[:n]
 
 
 def compile_trunk(trunk: nn.Module, batch_size: int, device: torch.device, identity: str) -> nn.Module:
@@ -149,15 +157,19 @@ def compile_trunk(trunk: nn.Module, batch_size: int, device: torch.device, ident
 
 
 class AutoCompiled:
-    """What ``run`` calls in place of a :class:`~sktransfer.nn.networks.FeatureNet`: eager
-    at first, compiled from the batch where compiling pays back (or from the start with
-    ``mode=True``).
+    """What ``run`` calls in place of a :class:`~sktransfer.nn.networks.FeatureNet` (or a
+    ``TextFeatureNet``): eager at first, compiled from the batch where compiling pays back
+    (or from the start with ``mode=True``).
+
+    Work is counted in rows for images and in token slots (rows x padded length) for
+    texts, whose batches grow longer as they go (sorted by length): the work left is
+    estimated at the length seen last, an underestimate, so the decision errs towards eager.
 
     Parameters
     ----------
-    model : FeatureNet
+    model : FeatureNet or TextFeatureNet
     images : int
-        The images this call runs.
+        The images (or texts) this call runs.
     mode : bool or "auto"
     owner : object
         Keeps the compiled trunk (``owner._compiled_trunk``) for later calls.
@@ -168,18 +180,23 @@ class AutoCompiled:
         so called only when needed): a compiled trunk kept from an earlier call is
         reused only for the same identity (compiling freezes the weights in).
     batch_size : int
+    shapes : int, default=1
+        How many input shapes the call may compile (text buckets): the compile time
+        estimate counts each.
     """
 
-    def __init__(self, model, images: int, *, mode, owner, key: str, identity: Callable[[], str], batch_size: int):
+    def __init__(self, model, images: int, *, mode, owner, key: str, identity: Callable[[], str], batch_size: int,
+                 shapes: int = 1):
         self.model, self.owner, self.key, self.identity = model, owner, key, identity
-        self.images, self.batch_size = images, batch_size
+        self.images, self.batch_size, self.shapes = images, batch_size, shapes
         self.device = next(model.trunk.parameters()).device
         self.done = 0
         self.timed = []  # seconds per image of eager batches
         self.compiled_timed = []  # and of compiled ones, after the compiling call
+        self.width = 1  # work per row: 1 for images, the padded length of the last text batch
         self.compiled = None
+        self.compiled_shapes = set()  # shapes compiled for: a call at a new one compiles (timed; may fail)
         self.decision = None  # until decided: eager batches, timed
-        self.first_compiled_call = False  # the one that compiles: timed, and may fail
         kept = getattr(owner, "_compiled_trunk", None)
         if kept is not None and kept.batch_size == batch_size and kept.identity == identity():
             self._use(kept, CompileDecision(True, "compiled in an earlier call", images, batch_size))
@@ -193,51 +210,63 @@ class AutoCompiled:
         decisions.append(decision)
 
     def _use(self, trunk, decision) -> None:
-        self.compiled = type(self.model)(self.model.preprocess, trunk, self.model.pool)
+        self.compiled = self.model.with_trunk(trunk)
+        self.compiled_shapes = trunk.shapes
         self._record(decision)
 
     def _compile(self, decision: CompileDecision) -> None:
         self.owner._compiled_trunk = compile_trunk(self.model.trunk, self.batch_size, self.device, self.identity())
         self._use(self.owner._compiled_trunk, decision)
-        self.first_compiled_call = True
 
     def _decide(self) -> None:
-        seconds_per_image = min(self.timed)
+        seconds_per_unit = min(self.timed)
         record = read_record(self.key)
-        estimate = record.get("compile_seconds", COLD_COMPILE_SECONDS.get(self.device.type, 40.0))
+        estimate = record.get("compile_seconds", COLD_COMPILE_SECONDS.get(self.device.type, 40.0)) * self.shapes
         speedup = record.get("speedup", EXPECTED_SPEEDUP.get(self.device.type, 1.2))
-        left = self.images - self.done
-        facts = dict(images=self.images, batch_size=self.batch_size, eager_seconds_per_image=seconds_per_image,
-                     compile_seconds_estimate=estimate, expected_speedup=speedup)
-        if pays_back(left, seconds_per_image, estimate, speedup):
+        rows_left = self.images - self.done
+        facts = dict(images=self.images, batch_size=self.batch_size,
+                     eager_seconds_per_image=seconds_per_unit * self.width, compile_seconds_estimate=estimate,
+                     expected_speedup=speedup)
+        if pays_back(rows_left * self.width, seconds_per_unit, estimate, speedup):
             why = ", ".join(f"{what} {'recorded' if name in record else 'assumed'}"
                             for what, name in (("compile time", "compile_seconds"), ("speed-up", "speedup")))
-            self._compile(CompileDecision(True, f"pays back: {left} images left, {why}", **facts))
+            self._compile(CompileDecision(True, f"pays back: {rows_left} inputs left, {why}", **facts))
         else:
-            self._record(CompileDecision(False, f"would not pay back over the {left} images left", **facts))
+            self._record(CompileDecision(False, f"would not pay back over the {rows_left} inputs left", **facts))
 
     @contextmanager
-    def _timing(self, seconds: list, size: int):
-        """Appends the seconds per image of the block (the device's queued work included)."""
+    def _timing(self, seconds: list, units: int):
+        """Appends the seconds per unit of work of the block (the device's queued work included)."""
         start = time.perf_counter()
         yield
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        seconds.append((time.perf_counter() - start) / size)
+        seconds.append((time.perf_counter() - start) / units)
 
-    def __call__(self, x):
+    @staticmethod
+    def _size(args, kwargs) -> tuple:
+        """``(rows, width)`` of a batch: images as positional input (width 1), texts as
+        ``input_ids`` and ``attention_mask`` keywords (width: their padded length)."""
+        if kwargs:
+            ids = kwargs["input_ids"]
+            return len(ids), ids.shape[1]
+        return len(args[0]), 1
+
+    def __call__(self, *args, **kwargs):
+        rows, width = self._size(args, kwargs)
         if self.compiled is not None:
-            return self._compiled_call(x)
+            return self._compiled_call(args, kwargs)
         if self.decision is not None:  # decided: eager
-            return self.model(x)
+            return self.model(*args, **kwargs)
+        self.width = width
         if not self.done:  # the first batch warms up: not timed
-            out = self.model(x)
+            out = self.model(*args, **kwargs)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
         else:
-            with self._timing(self.timed, len(x)):
-                out = self.model(x)
-        self.done += len(x)
+            with self._timing(self.timed, rows * width):
+                out = self.model(*args, **kwargs)
+        self.done += rows
         if len(self.timed) == 2:
             self._decide()
         return out
@@ -246,29 +275,35 @@ class AutoCompiled:
         self.owner._compiled_trunk = self.compiled = None
         self._record(CompileDecision(False, reason, self.images, self.batch_size))
 
-    def _compiled_call(self, x):
-        first, self.first_compiled_call = self.first_compiled_call, False
-        # after the compiling call, two full batches are timed against the eager ones
-        measure = not first and self.timed and len(self.compiled_timed) < 2 and len(x) == self.batch_size
+    def _compiled_call(self, args, kwargs):
+        given = kwargs
+        if kwargs:  # texts: padded to their bucket's length, one of a few compiled shapes
+            kwargs = self.model.bucketed(**kwargs)
+        rows, width = self._size(args, kwargs)
+        shape = width if kwargs else None  # images reach the trunk at one shape
+        compiling = shape not in self.compiled_shapes
+        # after a compiling call, two full batches are timed against the eager ones
+        measure = not compiling and bool(self.timed) and len(self.compiled_timed) < 2 and rows == self.batch_size
         seconds = []
         try:
-            with self._timing(seconds if first else self.compiled_timed if measure else [], len(x)):
-                out = self.compiled(x)
+            with self._timing(seconds if compiling else self.compiled_timed if measure else [], rows * width):
+                out = self.compiled(*args, **kwargs)
         except torch.OutOfMemoryError:
             # the compiled graph pads every piece back to the full batch: let the caller
             # halve the batch, eagerly
             self._eager_from_now("out of memory at the compiled batch size")
             raise
         except Exception as exc:  # noqa: BLE001 -- any failure of the compiler: run eagerly
-            if not first:
+            if not compiling:
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             warnings.warn(f"compiling the backbone failed, running it eagerly instead ({type(exc).__name__}: "
                           f"{message})", RuntimeWarning, stacklevel=2)
             self._eager_from_now(f"compile failed: {type(exc).__name__}")
-            return self.model(x)
-        if first:
-            compile_seconds = seconds[0] * len(x)
+            return self.model(*args, **given)
+        if compiling:
+            self.compiled_shapes.add(shape)
+            compile_seconds = seconds[0] * rows * width
             write_record(self.key, compile_seconds=compile_seconds)
             self._record(dataclasses.replace(self.decision, compile_seconds=round(compile_seconds, 3)))
         elif measure and len(self.compiled_timed) == 2:

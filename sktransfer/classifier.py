@@ -601,7 +601,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         """
         device, autocast = spec.torch_device, spec.autocast
         if source.kind == "text":
-            frozen, size = TextFeatureNet(module.trunk, module.pool, module.tokenizer), None
+            frozen, size = TextFeatureNet(module.trunk, module.pool, module.tokenizer,
+                                          self.data_config_.max_length), None
         else:
             frozen, size = FeatureNet(module.preprocess, module.trunk, module.pool), self.data_config_.input_size
         batch_size = inference_batch_size(spec.batch_size, device, size)

@@ -23,7 +23,7 @@ from ._state import dump_state, load_network_state, rebuild_backbone, restore_st
 from .backbones._registry import backbone_modality
 from .data.inputs import InputSignature, validate_images
 from .data.text import TextSource, validate_texts
-from .nn.networks import FeatureNet, TextFeatureNet, backbone_parts, stage_index, text_config
+from .nn.networks import FeatureNet, TextFeatureNet, backbone_parts, bucket_lengths, stage_index, text_config
 from .nn.pooling import TextPool
 
 
@@ -85,7 +85,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         Also keep features in this directory, shared with other processes
         (parallel searches) and later sessions.
     compile : "auto" or bool, default="auto"
-        ``torch.compile`` the backbone of an image network for ``transform``.
+        ``torch.compile`` the backbone for ``transform``.
         ``"auto"`` runs the first batches eagerly, times them, and compiles
         when the images left would take long enough for the speed-up to pay
         the compile time back within the call (both measured on earlier
@@ -96,8 +96,9 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         is kept for later calls; features
         agree with eager ones to float tolerance; a compile failure falls back
         to eager with a warning. ``sktransfer._compile.decisions`` records what
-        was chosen and why. Text encoders: True compiles them, "auto" runs
-        them eagerly.
+        was chosen and why. Text encoders follow the same rule; once compiled,
+        their batches (sorted by length) are padded to power-of-two lengths, so
+        they compile once per such bucket, which the estimate counts.
     random_state : int, RandomState or None, default=None
         Seeds the random initialization when ``weights=None``; a
         ``RandomState`` gives one seed per ``fit``.
@@ -279,10 +280,12 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
             key = feature_key(self._spec, self.data_config_, self._stage_index, self.model_)
         batch_size = inference_batch_size(self._spec.batch_size, self.device_, size)
         wrap = None  # eager
-        if self.compile and source.kind != "text":
+        if self.compile:
+            # texts compile once per padded length they reach (bucket_lengths), images once
+            shapes = 1 if size is not None else len(bucket_lengths(self.data_config_.max_length))
             wrap = functools.partial(
-                AutoCompiled, mode=self.compile, owner=self, batch_size=batch_size,
-                key=record_key(self._spec, self._stage_index, size, batch_size),
+                AutoCompiled, mode=self.compile, owner=self, batch_size=batch_size, shapes=shapes,
+                key=record_key(self._spec, self._stage_index, size or (self.data_config_.max_length,), batch_size),
                 # hashes the weights: evaluated only when a compiled trunk is kept or built
                 identity=functools.partial(feature_key, self._spec, self.data_config_, self._stage_index, self.model_))
 
@@ -330,8 +333,6 @@ def _text_net(spec, backbone, max_length=None, config=None):
     """The frozen text encoder with its pooling and tokenizer, on ``spec``'s device and
     dtype, and its text config (``max_length`` replacing the model's own limit)."""
     config = config or text_config(backbone, max_length)
-    model = TextFeatureNet(backbone.module, TextPool(config), backbone.tokenizer)
+    model = TextFeatureNet(backbone.module, TextPool(config), backbone.tokenizer, config.max_length)
     model = model.eval().requires_grad_(False).place(spec.torch_device, spec.dtype)
-    if spec.compile is True:
-        model.trunk.compile()
     return model, config

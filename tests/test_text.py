@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -203,3 +204,38 @@ def test_fine_tuning_a_text_encoder(tmp_path):
         FineTunedClassifier(MINILM, pooling="max").fit(TEXTS, LABELS)
     with pytest.raises(TypeError, match=r"X\[2\] is a int, not a string"):
         clf.predict(["fine", "also fine", 3])
+
+
+def test_bucketed_padding_changes_no_embedding(extractor):
+    from sktransfer.nn.networks import bucket_length, bucket_lengths
+
+    assert [bucket_length(n, 256) for n in (1, 16, 17, 33, 200, 256)] == [16, 16, 32, 64, 256, 256]
+    assert bucket_length(300, 384) == 384 and bucket_length(9, 10) == 10  # never past the truncation
+    assert bucket_lengths(256) == [16, 32, 64, 128, 256] and bucket_lengths(384)[-1] == 384
+    batch = extractor.model_.tokenizer(ANIMALS[:3], padding="longest", return_tensors="pt")
+    padded = extractor.model_.bucketed(batch["input_ids"], batch["attention_mask"])
+    assert padded["input_ids"].shape[1] == 16 and padded["attention_mask"][:, batch["input_ids"].shape[1]:].sum() == 0
+    with torch.inference_mode():
+        np.testing.assert_allclose(extractor.model_(**padded).numpy(),
+                                   extractor.model_(batch["input_ids"], batch["attention_mask"]).numpy(), atol=1e-5)
+
+
+def test_texts_compile_once_per_bucket_when_it_pays_back(records):
+    import json
+
+    from sktransfer import _compile
+
+    # sorted by length, 2 per batch: 3 eager batches decide, then short texts (bucket 16)
+    # and long ones (bucket 32) run compiled
+    long = [f"{text} And then, after a long pause, everyone went home again quietly." for text in MARKETS[:6]]
+    texts = ANIMALS + long
+    eager = PretrainedFeatureExtractor(MINILM, compile=False, cache=False, batch_size=2).fit(texts).transform(texts)
+    extractor = PretrainedFeatureExtractor(MINILM, cache=False, batch_size=2).fit(texts)
+    key = _compile.record_key(extractor._spec, extractor._stage_index, (256,), 2)
+    records.write_text(json.dumps({key: {"compile_seconds": 1e-6}}))
+    features = extractor.transform(texts)
+    decision = _compile.decisions[-1]
+    assert decision.compiled and decision.reason.startswith("pays back: 10 inputs left")
+    assert decision.compile_seconds_estimate == pytest.approx(5e-6)  # one compile per bucket up to 256
+    assert extractor._compiled_trunk.shapes == {16, 32}
+    np.testing.assert_allclose(features, eager, atol=1e-4)

@@ -27,6 +27,10 @@ class FeatureNet(nn.Module):
     def forward(self, x):
         return self.pool(self.trunk(self.preprocess(x)))
 
+    def with_trunk(self, trunk: nn.Module) -> "FeatureNet":
+        """The same network around another trunk (a compiled one), sharing the other parts."""
+        return FeatureNet(self.preprocess, trunk, self.pool)
+
     def place(self, device: torch.device, dtype: torch.dtype) -> "FeatureNet":
         """Move to ``device`` with the trunk in ``dtype`` (preprocessing constants stay float32).
 
@@ -39,21 +43,59 @@ class FeatureNet(nn.Module):
         return self
 
 
+#: Shortest bucket of padded text lengths; the others double from it.
+MIN_BUCKET = 16
+
+
+def bucket_length(length: int, max_length: int) -> int:
+    """The padded length of a batch whose longest text has ``length`` tokens: the next power
+    of two from :data:`MIN_BUCKET`, at most ``max_length`` (the truncation length)."""
+    return max(length, min(max_length, max(MIN_BUCKET, 1 << (length - 1).bit_length())))
+
+
+def bucket_lengths(max_length: int) -> list:
+    """Every padded length a batch truncated at ``max_length`` can have."""
+    lengths, bucket = [], MIN_BUCKET
+    while True:
+        lengths.append(min(bucket, max_length))
+        if bucket >= max_length:
+            return lengths
+        bucket *= 2
+
+
 class TextFeatureNet(nn.Module):
     """Tokenized text batches -> encoder -> pooled features (the model's own pooling).
 
     ``tokenizer`` (a plain attribute, not a module) turns texts into the batches
-    ``forward`` takes.
+    ``forward`` takes, truncated at ``max_length`` tokens.
     """
 
-    def __init__(self, trunk: nn.Module, pool: nn.Module, tokenizer):
+    def __init__(self, trunk: nn.Module, pool: nn.Module, tokenizer, max_length: int):
         super().__init__()
         self.trunk = trunk
         self.pool = pool
         self.tokenizer = tokenizer
+        self.max_length = max_length
 
     def forward(self, input_ids, attention_mask):
         return self.pool(self.trunk(input_ids, attention_mask), attention_mask)
+
+    def with_trunk(self, trunk: nn.Module) -> "TextFeatureNet":
+        """The same network around another trunk (a compiled one), sharing the other parts."""
+        return TextFeatureNet(trunk, self.pool, self.tokenizer, self.max_length)
+
+    def bucketed(self, input_ids, attention_mask) -> dict:
+        """The batch padded to its :func:`bucket_length` (masked padding tokens, on the
+        tokenizer's padding side): a compiled encoder then sees a few shapes, not one per
+        longest text."""
+        length = input_ids.shape[1]
+        extra = bucket_length(length, self.max_length) - length
+        if extra <= 0:
+            return {"input_ids": input_ids, "attention_mask": attention_mask}
+        side = (extra, 0) if getattr(self.tokenizer, "padding_side", "right") == "left" else (0, extra)
+        pad_id = getattr(self.tokenizer, "pad_token_id", None) or 0
+        return {"input_ids": nn.functional.pad(input_ids, side, value=pad_id),
+                "attention_mask": nn.functional.pad(attention_mask, side, value=0)}
 
     def place(self, device: torch.device, dtype: torch.dtype) -> "TextFeatureNet":
         """Move to ``device`` with the encoder in ``dtype`` (pooled features come out float32)."""
