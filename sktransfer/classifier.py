@@ -230,8 +230,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     compile : "auto" or bool, default="auto"
         True: ``torch.compile`` the network for training and prediction
         (skorch's ``compile``). ``"auto"`` and False train and predict eagerly:
-        compiling the training graph of EfficientNet-Lite0 took 96 s on a 2-core
-        CPU for steps 0.94x as fast, and 30 s on an H200 for 0.98x; the
+        compiling the training graph of EfficientNet-Lite0 took 93 s on a 2-core
+        CPU for steps 0.88x as fast, and 30 s on an H200 for 0.98x; the
         extractor's ``"auto"`` compiles ``transform`` where it pays back.
     cache : bool, default=True
         Without augmentation, run the frozen part of the network once per fit
