@@ -47,6 +47,8 @@ EXPECTED_SPEEDUP = {"cpu": 1.2, "cuda": 1.5}
 COLD_COMPILE_SECONDS = {"cpu": 40.0, "cuda": 60.0}
 #: Below this many batches, never compile: the timing batches alone are most of the work.
 MIN_BATCHES = 8
+#: Full compiled batches timed (the fastest counts) for the speed-up compiling gave.
+MEASURED_BATCHES = 3
 
 #: The last decisions, newest last (what ``compile="auto"`` chose and why).
 decisions: deque = deque(maxlen=32)
@@ -136,7 +138,7 @@ class _FixedBatch(nn.Module):
         self.batch_size = batch_size
         self.identity = identity
         self.graphs = graphs
-        self.shapes = set()  # the input shapes compiled for (text buckets; one for images)
+        self.shapes = {}  # calls so far at each input shape compiled for (text buckets; one for images)
 
     def forward(self, *inputs):
         n = len(inputs[0])
@@ -161,9 +163,10 @@ class AutoCompiled:
     ``TextFeatureNet``): eager at first, compiled from the batch where compiling pays back
     (or from the start with ``mode=True``).
 
-    Work is counted in rows for images and in token slots (rows x padded length) for
-    texts, whose batches grow longer as they go (sorted by length): the work left is
-    estimated at the length seen last, an underestimate, so the decision errs towards eager.
+    Work is counted in rows for images and in real token slots (rows x the batch's longest
+    text, before bucket padding) for texts, so that compiled calls are timed on the work
+    eager ones do; batches of texts grow longer as they go (sorted by length), and the work
+    left is estimated at the length seen last, an underestimate.
 
     Parameters
     ----------
@@ -195,7 +198,7 @@ class AutoCompiled:
         self.compiled_timed = []  # and of compiled ones, after the compiling call
         self.width = 1  # work per row: 1 for images, the padded length of the last text batch
         self.compiled = None
-        self.compiled_shapes = set()  # shapes compiled for: a call at a new one compiles (timed; may fail)
+        self.compiled_shapes = {}  # calls so far per shape: a call at a new one compiles (timed; may fail)
         self.decision = None  # until decided: eager batches, timed
         kept = getattr(owner, "_compiled_trunk", None)
         if kept is not None and kept.batch_size == batch_size and kept.identity == identity():
@@ -208,6 +211,14 @@ class AutoCompiled:
     def _record(self, decision: CompileDecision) -> None:
         self.decision = decision
         decisions.append(decision)
+
+    def _update(self, **changes) -> None:
+        """The current decision with what was measured since (in place in ``decisions``)."""
+        old, self.decision = self.decision, dataclasses.replace(self.decision, **changes)
+        if decisions and decisions[-1] is old:
+            decisions[-1] = self.decision
+        else:
+            decisions.append(self.decision)
 
     def _use(self, trunk, decision) -> None:
         self.compiled = self.model.with_trunk(trunk)
@@ -276,17 +287,20 @@ class AutoCompiled:
         self._record(CompileDecision(False, reason, self.images, self.batch_size))
 
     def _compiled_call(self, args, kwargs):
+        rows, width = self._size(args, kwargs)  # work in real (unpadded) token slots
         given = kwargs
         if kwargs:  # texts: padded to their bucket's length, one of a few compiled shapes
             kwargs = self.model.bucketed(**kwargs)
-        rows, width = self._size(args, kwargs)
-        shape = width if kwargs else None  # images reach the trunk at one shape
-        compiling = shape not in self.compiled_shapes
-        # after a compiling call, two full batches are timed against the eager ones
-        measure = not compiling and bool(self.timed) and len(self.compiled_timed) < 2 and rows == self.batch_size
+        shape = kwargs["input_ids"].shape[1] if kwargs else None  # images reach the trunk at one shape
+        calls = self.compiled_shapes.get(shape, 0)
+        # the first call at a shape compiles, and with CUDA graphs the next ones warm up and
+        # capture: any of them may fail, and none runs at the steady speed
+        settling = calls < (3 if self.compiled.trunk.graphs else 1)
+        measure = (not settling and bool(self.timed) and len(self.compiled_timed) < MEASURED_BATCHES
+                   and rows == self.batch_size)
         seconds = []
         try:
-            with self._timing(seconds if compiling else self.compiled_timed if measure else [], rows * width):
+            with self._timing(seconds if calls == 0 else self.compiled_timed if measure else [], rows * width):
                 out = self.compiled(*args, **kwargs)
         except torch.OutOfMemoryError:
             # the compiled graph pads every piece back to the full batch: let the caller
@@ -294,20 +308,20 @@ class AutoCompiled:
             self._eager_from_now("out of memory at the compiled batch size")
             raise
         except Exception as exc:  # noqa: BLE001 -- any failure of the compiler: run eagerly
-            if not compiling:
+            if not settling:
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             warnings.warn(f"compiling the backbone failed, running it eagerly instead ({type(exc).__name__}: "
                           f"{message})", RuntimeWarning, stacklevel=2)
             self._eager_from_now(f"compile failed: {type(exc).__name__}")
             return self.model(*args, **given)
-        if compiling:
-            self.compiled_shapes.add(shape)
+        self.compiled_shapes[shape] = calls + 1
+        if calls == 0:
             compile_seconds = seconds[0] * rows * width
-            write_record(self.key, compile_seconds=compile_seconds)
-            self._record(dataclasses.replace(self.decision, compile_seconds=round(compile_seconds, 3)))
-        elif measure and len(self.compiled_timed) == 2:
+            write_record(self.key, compile_seconds=compile_seconds)  # per shape
+            self._update(compile_seconds=round((self.decision.compile_seconds or 0) + compile_seconds, 3))
+        elif measure and len(self.compiled_timed) == MEASURED_BATCHES:
             speedup = min(self.timed) / min(self.compiled_timed)
             write_record(self.key, speedup=speedup)
-            self._record(dataclasses.replace(self.decision, measured_speedup=round(speedup, 3)))
+            self._update(measured_speedup=round(speedup, 3))
         return out

@@ -231,8 +231,9 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         True: ``torch.compile`` the network for training and prediction
         (skorch's ``compile``). ``"auto"`` and False train and predict eagerly:
         compiling the training graph of EfficientNet-Lite0 took 93 s on a 2-core
-        CPU for steps 0.88x as fast, and 30 s on an H200 for 0.98x; the
-        extractor's ``"auto"`` compiles ``transform`` where it pays back.
+        CPU for steps 0.88x as fast, and 30 s on an H200 for 4,991 images/s
+        against 5,088 eagerly; the extractor's ``"auto"`` compiles
+        ``transform`` where it pays back.
     cache : bool, default=True
         Without augmentation, run the frozen part of the network once per fit
         instead of once per epoch: with ``freeze_depth="all"`` the head trains

@@ -212,12 +212,22 @@ def test_bucketed_padding_changes_no_embedding(extractor):
     assert [bucket_length(n, 256) for n in (1, 16, 17, 33, 200, 256)] == [16, 16, 32, 64, 256, 256]
     assert bucket_length(300, 384) == 384 and bucket_length(9, 10) == 10  # never past the truncation
     assert bucket_lengths(256) == [16, 32, 64, 128, 256] and bucket_lengths(384)[-1] == 384
-    batch = extractor.model_.tokenizer(ANIMALS[:3], padding="longest", return_tensors="pt")
-    padded = extractor.model_.bucketed(batch["input_ids"], batch["attention_mask"])
-    assert padded["input_ids"].shape[1] == 16 and padded["attention_mask"][:, batch["input_ids"].shape[1]:].sum() == 0
-    with torch.inference_mode():
-        np.testing.assert_allclose(extractor.model_(**padded).numpy(),
-                                   extractor.model_(batch["input_ids"], batch["attention_mask"]).numpy(), atol=1e-5)
+    # never more shapes than dynamo compiles for one function: long models pad to the limit
+    assert bucket_lengths(4096) == [16, 32, 64, 128, 256, 512, 1024, 4096]
+    tokenizer = extractor.model_.tokenizer
+    for side in ("right", "left"):  # the padding is appended after the tokens either way
+        saved, tokenizer.padding_side = tokenizer.padding_side, side
+        try:
+            batch = tokenizer(ANIMALS[:3], padding="longest", return_tensors="pt")
+        finally:
+            tokenizer.padding_side = saved
+        padded = extractor.model_.bucketed(batch["input_ids"], batch["attention_mask"])
+        length = batch["input_ids"].shape[1]
+        assert padded["input_ids"].shape[1] == 16 and padded["attention_mask"][:, length:].sum() == 0
+        with torch.inference_mode():
+            np.testing.assert_allclose(extractor.model_(**padded).numpy(),
+                                       extractor.model_(batch["input_ids"], batch["attention_mask"]).numpy(),
+                                       atol=1e-5)
 
 
 def test_texts_compile_once_per_bucket_when_it_pays_back(records):
@@ -233,9 +243,13 @@ def test_texts_compile_once_per_bucket_when_it_pays_back(records):
     extractor = PretrainedFeatureExtractor(MINILM, cache=False, batch_size=2).fit(texts)
     key = _compile.record_key(extractor._spec, extractor._stage_index, (256,), 2)
     records.write_text(json.dumps({key: {"compile_seconds": 1e-6}}))
+    _compile.decisions.clear()
     features = extractor.transform(texts)
-    decision = _compile.decisions[-1]
+    (decision,) = _compile.decisions  # one for the call, updated with what it measured
     assert decision.compiled and decision.reason.startswith("pays back: 10 inputs left")
     assert decision.compile_seconds_estimate == pytest.approx(5e-6)  # one compile per bucket up to 256
-    assert extractor._compiled_trunk.shapes == {16, 32}
+    assert set(extractor._compiled_trunk.shapes) == {16, 32}
+    # both buckets' compile seconds, also recorded
+    assert decision.compile_seconds > 0
+    assert json.loads(records.read_text())[key]["compile_seconds"] > 0
     np.testing.assert_allclose(features, eager, atol=1e-4)

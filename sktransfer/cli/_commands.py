@@ -54,6 +54,16 @@ class _Log(io.TextIOBase):
     def flush(self) -> None:
         self.stream.flush()
 
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self):
+        return self.stream.encoding
+
 
 def _verbose(args) -> int:
     """0 with --quiet; else the epoch table, plus progress bars when a person watches."""

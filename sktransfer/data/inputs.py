@@ -557,7 +557,7 @@ def _one_image_error(fitted: InputSignature, X, options: InputOptions, what: str
     """Refuse one image without a batch axis, or an input that may be one, checked against
     ``fitted`` (2-D inputs are rows of pixels when ``image_shape`` is set)."""
     shape = tuple(getattr(X, "shape", ()))
-    advice = "pass one image with a batch axis, X[None] (or as a list, [image])"
+    advice = f"pass one image with a batch axis, {what}[None] (or as a list, [image])"
     rows = len(shape) == 2 and options.image_shape is not None
     if fitted.kind == "array" and len(shape) == fitted.ndim - 1 and not rows:
         one = fitted.image_shape
@@ -576,7 +576,7 @@ def _one_image_error(fitted: InputSignature, X, options: InputOptions, what: str
     if fitted.kind == "files" and len(shape) == 3 and (shape[-1] in (1, 3, 4) or shape[0] in (3, 4)):
         raise ValueError(
             f"{what} of shape {shape} could be one image or {shape[0]} grayscale images; {advice}, "
-            "or a batch of grayscale images with a channel axis, X[..., None]"
+            f"or a batch of grayscale images with a channel axis, {what}[..., None]"
         )
 
 

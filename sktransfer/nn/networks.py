@@ -45,22 +45,24 @@ class FeatureNet(nn.Module):
 
 #: Shortest bucket of padded text lengths; the others double from it.
 MIN_BUCKET = 16
+#: At most this many buckets (dynamo's default limit of compiled shapes per function): past
+#: ``MIN_BUCKET * 2 ** (MAX_BUCKETS - 2)`` tokens, batches pad to the truncation length.
+MAX_BUCKETS = 8
 
 
 def bucket_length(length: int, max_length: int) -> int:
     """The padded length of a batch whose longest text has ``length`` tokens: the next power
     of two from :data:`MIN_BUCKET`, at most ``max_length`` (the truncation length)."""
-    return max(length, min(max_length, max(MIN_BUCKET, 1 << (length - 1).bit_length())))
+    bucket = max(MIN_BUCKET, 1 << (length - 1).bit_length())
+    if bucket > MIN_BUCKET << (MAX_BUCKETS - 2):
+        bucket = max_length
+    return max(length, min(bucket, max_length))
 
 
 def bucket_lengths(max_length: int) -> list:
     """Every padded length a batch truncated at ``max_length`` can have."""
-    lengths, bucket = [], MIN_BUCKET
-    while True:
-        lengths.append(min(bucket, max_length))
-        if bucket >= max_length:
-            return lengths
-        bucket *= 2
+    lengths = {bucket_length(min(MIN_BUCKET << k, max_length), max_length) for k in range(MAX_BUCKETS)}
+    return sorted(lengths | {bucket_length(max_length, max_length)})
 
 
 class TextFeatureNet(nn.Module):
@@ -85,17 +87,17 @@ class TextFeatureNet(nn.Module):
         return TextFeatureNet(trunk, self.pool, self.tokenizer, self.max_length)
 
     def bucketed(self, input_ids, attention_mask) -> dict:
-        """The batch padded to its :func:`bucket_length` (masked padding tokens, on the
-        tokenizer's padding side): a compiled encoder then sees a few shapes, not one per
-        longest text."""
+        """The batch padded to its :func:`bucket_length` with masked tokens: a compiled
+        encoder then sees a few shapes, not one per longest text. The padding goes after
+        the tokens, whatever the tokenizer's padding side, so that no real token moves
+        (positions count from the left)."""
         length = input_ids.shape[1]
         extra = bucket_length(length, self.max_length) - length
         if extra <= 0:
             return {"input_ids": input_ids, "attention_mask": attention_mask}
-        side = (extra, 0) if getattr(self.tokenizer, "padding_side", "right") == "left" else (0, extra)
         pad_id = getattr(self.tokenizer, "pad_token_id", None) or 0
-        return {"input_ids": nn.functional.pad(input_ids, side, value=pad_id),
-                "attention_mask": nn.functional.pad(attention_mask, side, value=0)}
+        return {"input_ids": nn.functional.pad(input_ids, (0, extra), value=pad_id),
+                "attention_mask": nn.functional.pad(attention_mask, (0, extra), value=0)}
 
     def place(self, device: torch.device, dtype: torch.dtype) -> "TextFeatureNet":
         """Move to ``device`` with the encoder in ``dtype`` (pooled features come out float32)."""
