@@ -19,16 +19,15 @@ rather than once per batch. A compile failure falls back to eager with a warning
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
 import tempfile
 import time
 import warnings
-import dataclasses
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -54,7 +53,7 @@ MEASURED_BATCHES = 3
 decisions: deque = deque(maxlen=32)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class CompileDecision:
     """Why a call ran compiled or eager."""
 
@@ -194,11 +193,10 @@ class AutoCompiled:
         self.images, self.batch_size, self.shapes = images, batch_size, shapes
         self.device = next(model.trunk.parameters()).device
         self.done = 0
-        self.timed = []  # seconds per image of eager batches
-        self.compiled_timed = []  # and of compiled ones, after the compiling call
-        self.width = 1  # work per row: 1 for images, the padded length of the last text batch
-        self.compiled = None
-        self.compiled_shapes = {}  # calls so far per shape: a call at a new one compiles (timed; may fail)
+        self.timed = []  # seconds per unit of work of eager batches
+        self.compiled_timed = []  # and of compiled ones, once settled
+        self.width = 1  # work per row: 1 for images, the last text batch's longest text
+        self.compiled = None  # the network around the compiled trunk, once there is one
         self.decision = None  # until decided: eager batches, timed
         kept = getattr(owner, "_compiled_trunk", None)
         if kept is not None and kept.batch_size == batch_size and kept.identity == identity():
@@ -222,7 +220,6 @@ class AutoCompiled:
 
     def _use(self, trunk, decision) -> None:
         self.compiled = self.model.with_trunk(trunk)
-        self.compiled_shapes = trunk.shapes
         self._record(decision)
 
     def _compile(self, decision: CompileDecision) -> None:
@@ -266,7 +263,7 @@ class AutoCompiled:
     def __call__(self, *args, **kwargs):
         rows, width = self._size(args, kwargs)
         if self.compiled is not None:
-            return self._compiled_call(args, kwargs)
+            return self._compiled_call(args, kwargs, rows, width)
         if self.decision is not None:  # decided: eager
             return self.model(*args, **kwargs)
         self.width = width
@@ -286,16 +283,17 @@ class AutoCompiled:
         self.owner._compiled_trunk = self.compiled = None
         self._record(CompileDecision(False, reason, self.images, self.batch_size))
 
-    def _compiled_call(self, args, kwargs):
-        rows, width = self._size(args, kwargs)  # work in real (unpadded) token slots
+    def _compiled_call(self, args, kwargs, rows, width):
+        # work counted in real (unpadded) token slots, as for eager batches
         given = kwargs
         if kwargs:  # texts: padded to their bucket's length, one of a few compiled shapes
             kwargs = self.model.bucketed(**kwargs)
         shape = kwargs["input_ids"].shape[1] if kwargs else None  # images reach the trunk at one shape
-        calls = self.compiled_shapes.get(shape, 0)
+        trunk = self.compiled.trunk  # counts its calls per shape, kept with it across calls
+        calls = trunk.shapes.get(shape, 0)
         # the first call at a shape compiles, and with CUDA graphs the next ones warm up and
         # capture: any of them may fail, and none runs at the steady speed
-        settling = calls < (3 if self.compiled.trunk.graphs else 1)
+        settling = calls < (3 if trunk.graphs else 1)
         measure = (not settling and bool(self.timed) and len(self.compiled_timed) < MEASURED_BATCHES
                    and rows == self.batch_size)
         seconds = []
@@ -315,7 +313,7 @@ class AutoCompiled:
                           f"{message})", RuntimeWarning, stacklevel=2)
             self._eager_from_now(f"compile failed: {type(exc).__name__}")
             return self.model(*args, **given)
-        self.compiled_shapes[shape] = calls + 1
+        trunk.shapes[shape] = calls + 1
         if calls == 0:
             compile_seconds = seconds[0] * rows * width
             write_record(self.key, compile_seconds=compile_seconds)  # per shape

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._params import InvalidParameterError
 from ._io import (
     MODEL_SUFFIXES,
     TABLE_SUFFIXES,
@@ -24,9 +25,6 @@ from ._io import (
     write_csv,
     write_table,
 )
-
-
-from .._params import InvalidParameterError
 
 #: A parameter value the estimator refuses means the command line was called wrongly.
 USAGE_ERRORS = (UsageError, InvalidParameterError)

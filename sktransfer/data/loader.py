@@ -159,13 +159,10 @@ class BatchLoader:
             x = {**x, "sample_weight": weights} if isinstance(x, dict) else {"x": x, "sample_weight": weights}
         return x, y
 
-    def _reads_inline(self) -> bool:
-        return self.dataset.source.kind in ("array", "tensor")
-
     def __iter__(self):
         batches = self._batches()
         cuda = self.device.type == "cuda"
-        if self._reads_inline():
+        if self.dataset.source.kind in ("array", "tensor"):  # in memory: read inline
             if cuda:
                 yield from self._inline_cuda_iter(batches)
             else:

@@ -61,8 +61,7 @@ def bucket_length(length: int, max_length: int) -> int:
 
 def bucket_lengths(max_length: int) -> list:
     """Every padded length a batch truncated at ``max_length`` can have."""
-    lengths = {bucket_length(min(MIN_BUCKET << k, max_length), max_length) for k in range(MAX_BUCKETS)}
-    return sorted(lengths | {bucket_length(max_length, max_length)})
+    return sorted({bucket_length(min(MIN_BUCKET << k, max_length), max_length) for k in range(MAX_BUCKETS)})
 
 
 class TextFeatureNet(nn.Module):
