@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+import bench_cache
 import bench_dask
 import bench_frozen_head
 import bench_grid_search
@@ -29,6 +30,7 @@ SUITE = {
     "transform_gpu": bench_transform.run_gpu,
     "peak_memory": bench_memory.run,
     "grid_search_cache": bench_grid_search.run,
+    "cache_overhead": bench_cache.run,
     "frozen_head_vs_logistic_regression": bench_frozen_head.run,
     "finetune_fashion_mnist": finetune_fashion_mnist.run,
     "text_transform": bench_text.run,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Optional
 
 import numpy as np
@@ -64,7 +65,13 @@ def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, a
 
 def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, device, key=None,
             directory=None, autocast_dtype=None, verbose=0, wrap=None) -> np.ndarray:
-    """Pooled float32 features ``(n, width)``; with a ``key``, only uncached inputs run.
+    """Pooled float32 features ``(n, width)``; with a ``key`` (a
+    :class:`~sktransfer._cache.FeatureKey`), only uncached inputs run.
+
+    Rows computed from files are stored under the digest of the bytes decoded, so a
+    file that changes while it is read never lends its new features to its old key.
+    Where checking the in-memory cache has not paid on earlier calls with the same
+    configuration (see :meth:`~sktransfer.FeatureCache.pays`), it steps aside.
 
     Texts run sorted by length, so that each batch pads to similar lengths (the
     features go back to the input's order). ``wrap(model, n)``, when given, returns
@@ -72,20 +79,37 @@ def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, de
     ``compile="auto"`` policy)."""
     n = len(source)
     out = np.empty((n, width), dtype=np.float32)
-    digests, missing = None, np.arange(n)
+    digests, missing, overhead = None, np.arange(n), 0.0
+    configuration = None if key is None else key.configuration
+    if key is not None and directory is None and not feature_cache.pays(configuration, source.kind):
+        key = None
     if key is not None:
+        key = key()  # the weights' fingerprint (once per network): only when the cache is used
+        start = time.perf_counter()
+        source = source.keyed()
         digests = source.digests()
         found = feature_cache.lookup(key, digests, directory)
         for i, row in found.items():
             out[i] = row
         missing = np.array([i for i in range(n) if i not in found], dtype=np.int64)
+        overhead = time.perf_counter() - start
     if source.kind == "text":
         missing = missing[np.argsort([len(source.items[i]) for i in missing], kind="stable")]
+    compute = 0.0
     if len(missing):
+        start = time.perf_counter()
         runner = model if wrap is None else wrap(model, len(missing))
         computed = run(runner, source, missing, batch_size=batch_size, device=device,
                        autocast_dtype=autocast_dtype, verbose=verbose).numpy()
+        compute = time.perf_counter() - start
         out[missing] = computed
-        if key is not None:
-            feature_cache.store(key, [digests[i] for i in missing], computed, directory)
+    if key is None:
+        return out
+    if len(missing):
+        start = time.perf_counter()
+        read = source.decoded_digests or {}
+        feature_cache.store(key, [read.get(int(i), digests[i]) for i in missing], computed, directory)
+        overhead += time.perf_counter() - start
+    feature_cache.measured(configuration, source.kind, looked=n, hits=n - len(missing), overhead=overhead,
+                           computed=len(missing), compute=compute)
     return out

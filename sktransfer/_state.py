@@ -62,7 +62,10 @@ def load_network_state(module: nn.Module, state: dict, backbone: str) -> None:
         if not (isinstance(array, np.ndarray) and array.dtype.kind in "biuf"):
             raise ValueError(f"the saved weight {name!r} is a {type(array).__name__}, not a numeric array")
     tensors = {name: torch.from_numpy(a if a.flags.writeable else a.copy()) for name, a in arrays.items()}
-    tensors.update({alias: tensors[name] for alias, name in state["aliases"].items()})
+    for alias, name in state["aliases"].items():
+        if name not in tensors:
+            raise ValueError(f"the saved weight {alias!r} is an alias of {name!r}, which the state does not hold")
+        tensors[alias] = tensors[name]
     module = getattr(module, "_orig_mod", module)
     try:
         module.load_state_dict(tensors, strict=True)
@@ -132,10 +135,25 @@ def dump_state(state: dict, network: Optional[nn.Module]) -> dict:
     return state
 
 
-def restore_state(state: dict, owner: str) -> tuple[dict, Optional[dict]]:
-    """The attributes of a :func:`dump_state` state, and the network's weights (None
-    when unfitted). Refuses a state of another format before reading anything else;
-    a network fitted on a device missing here moves to the CPU, with a warning."""
+#: Attributes scikit-learn itself keeps on an estimator (``set_output``, metadata routing).
+SKLEARN_STATE = frozenset({"_sklearn_output_config", "_metadata_request"})
+_FORMAT_KEYS = frozenset({"_state_format", "_sktransfer_version"})
+
+
+def restore_state(state, cls) -> tuple[dict, Optional[dict]]:
+    """The attributes of a :func:`dump_state` state for an estimator of class ``cls``, and
+    the network's weights (None when unfitted).
+
+    Refuses, with a ValueError that says why, a state of another format (before reading
+    anything else), one that is not a dict, and one holding an attribute that ``cls``
+    declares neither as a parameter nor in its ``_fitted_state`` (an edited file must not
+    replace a method or plant an attribute); a fitted state must hold every fitted
+    attribute it needs. A network fitted on a device missing here moves to the CPU, with
+    a warning.
+    """
+    owner = cls.__name__
+    if not isinstance(state, dict):
+        raise ValueError(f"the state of a {owner} must be a dict of attributes, not a {type(state).__name__}")
     state = dict(state)
     fmt, version = state.pop("_state_format", None), state.pop("_sktransfer_version", None)
     if fmt != STATE_FORMAT or "_model_bytes" in state:
@@ -145,13 +163,26 @@ def restore_state(state: dict, owner: str) -> tuple[dict, Optional[dict]]:
             "version that saved it, or fit it again (older files held a nested torch pickle, "
             "which is never loaded: it could run code)."
         )
+    params = set(cls._get_param_names())
+    unknown = sorted(str(k) for k in set(state) - params - set(cls._fitted_state) - SKLEARN_STATE - _FORMAT_KEYS)
+    if unknown:
+        raise ValueError(f"the state holds attributes that {owner} does not declare: {', '.join(unknown[:10])}")
     network = state.pop("_network", None)
     if network is None:
         return state, None
+    missing = sorted(set(cls._required_state) - set(state))
+    if missing:
+        raise ValueError(f"the fitted state of a {owner} lacks {', '.join(missing)}")
+    if not (isinstance(network, dict) and isinstance(network.get("arrays"), dict)
+            and isinstance(network.get("aliases"), dict)):
+        raise ValueError("the state's network is not a dict of 'arrays' and 'aliases'")
     for name, record in _RECORDS.items():
         if name == "data_config_" and "max_length" in state[name]:
             record = TextConfig  # a text backbone's
-        state[name] = record(**state[name])
+        try:
+            state[name] = record(**state[name])
+        except TypeError as exc:
+            raise ValueError(f"the state's {name} is not a {record.__name__}: {exc}") from None
     spec = state["_spec"]
     spec = dataclasses.replace(spec, inputs=InputOptions(**spec.inputs))
     device = torch.device(state["device_"])

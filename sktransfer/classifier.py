@@ -19,7 +19,7 @@ from skorch.helper import predefined_split
 from skorch.history import History
 from torch import nn
 
-from ._cache import feature_key
+from ._cache import FeatureKey
 from ._device import inference_batch_size
 from ._features import extract, run
 from ._memo import load_backbone
@@ -368,6 +368,13 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    # what a saved state may hold besides the parameters (the network is rebuilt from
+    # ``_network``, the skorch net from it and ``_history``); ``_required_state`` must all
+    # be there when it is fitted
+    _required_state = ("classes_", "n_iter_", "probe_n_iter_", "weights_id_", "data_config_", "device_",
+                       "n_channels_in_", "_input_signature", "_spec", "_history")
+    _fitted_state = (*_required_state, "_network", "n_features_in_", "feature_names_in_")
+
     _parameter_constraints: dict = {
         **IMAGE_PARAMETERS,
         "freeze_depth": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
@@ -610,7 +617,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         trainable = module.stages[module.n_frozen:] if self.batchnorm_statistics == "batch" else []
         with evaluating(module), adapting_batchnorm(trainable) as adapting:
             if not adapting:
-                key = feature_key(spec, self.data_config_, len(module.stages) - 1, frozen, autocast) if self.cache else None
+                key = FeatureKey(spec, self.data_config_, len(module.stages) - 1, frozen, autocast) if self.cache else None
                 return extract(frozen, source, module.head.in_features, device=device, key=key,
                                autocast_dtype=autocast, batch_size=batch_size)
             # batch statistics: mixed classes in every batch, and no batch of one image
@@ -753,7 +760,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         return dump_state(state, None if net is None else net.module_)
 
     def __setstate__(self, state):
-        state, network = restore_state(state, type(self).__name__)
+        state, network = restore_state(state, type(self))
         history = state.pop("_history", None)
         super().__setstate__(state)
         if network is not None:

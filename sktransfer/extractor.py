@@ -11,7 +11,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._cache import feature_key
+from ._cache import FeatureKey
 from ._compile import AutoCompiled, record_key
 from ._device import inference_batch_size
 from ._features import extract
@@ -180,6 +180,12 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.random_state = random_state
         self.verbose = verbose
 
+    # what a saved state may hold besides the parameters (the network is rebuilt from
+    # ``_network``); ``_required_state`` must all be there when it is fitted
+    _required_state = ("data_config_", "weights_id_", "device_", "n_channels_in_", "_input_signature",
+                       "_n_features_out", "_spec", "_stage_index")
+    _fitted_state = (*_required_state, "_network", "n_features_in_", "feature_names_in_")
+
     _parameter_constraints: dict = {
         **IMAGE_PARAMETERS,
         "stage": [Interval(Integral, None, None, closed="neither"), str, None],
@@ -275,9 +281,8 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         else:
             source, _ = validate_images(self, X, self._spec.inputs, self._input_signature)
             size = self.data_config_.input_size
-        key = None
-        if self.cache:
-            key = feature_key(self._spec, self.data_config_, self._stage_index, self.model_)
+        # the configuration now; the weights are hashed only when the key is called
+        key = FeatureKey(self._spec, self.data_config_, self._stage_index, self.model_)
         batch_size = inference_batch_size(self._spec.batch_size, self.device_, size)
         wrap = None  # eager
         if self.compile:
@@ -286,12 +291,11 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
             wrap = functools.partial(
                 AutoCompiled, mode=self.compile, owner=self, batch_size=batch_size, shapes=shapes,
                 key=record_key(self._spec, self._stage_index, size or (self.data_config_.max_length,), batch_size),
-                # hashes the weights: evaluated only when a compiled trunk is kept or built
-                identity=functools.partial(feature_key, self._spec, self.data_config_, self._stage_index, self.model_))
+                identity=key)  # called only when a compiled trunk is kept or built
 
         return extract(
-            self.model_, source, self._n_features_out, batch_size=batch_size,
-            device=self.device_, key=key, directory=self.cache_dir, verbose=self.verbose, wrap=wrap,
+            self.model_, source, self._n_features_out, batch_size=batch_size, device=self.device_,
+            key=key if self.cache else None, directory=self.cache_dir, verbose=self.verbose, wrap=wrap,
         )
 
     # -------------------------------------------------------------- persistence
@@ -303,7 +307,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         return dump_state(state, state.pop("model_", None))
 
     def __setstate__(self, state):
-        state, network = restore_state(state, type(self).__name__)
+        state, network = restore_state(state, type(self))
         super().__setstate__(state)
         if network is not None:
             spec = self._spec

@@ -45,6 +45,13 @@ def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier], path
     The write is atomic: a temporary file in the same folder, renamed onto
     ``path`` once complete, so ``path`` is never a partial model.
 
+    Machine-local folders stay behind: ``cache_dir`` is saved as None, so a
+    model loaded on another machine keeps its features in memory only and never
+    reads or writes the saving machine's folder; give it one of its own with
+    ``set_params(cache_dir=...)``. (pickle, joblib and skops carry every
+    parameter as it is, as they also carry estimators between the processes of
+    one machine, a parallel search's workers.)
+
     Parameters
     ----------
     estimator : PretrainedFeatureExtractor or FineTunedClassifier
@@ -81,7 +88,10 @@ def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier], path
             f"{type(estimator).__name__}; save pipelines and searches with skops.io.dump"
         )
     tensors: dict = {}
-    state = _encode(estimator.__getstate__(), tensors, "state")
+    state = estimator.__getstate__()
+    if state.get("cache_dir") is not None:
+        state["cache_dir"] = None  # a path of this machine only
+    state = _encode(state, tensors, "state")
     spec = state.get("_spec", {})
     header = {
         "format": STATE_FORMAT,
@@ -117,9 +127,15 @@ def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
 
     Raises
     ------
+    FileNotFoundError, IsADirectoryError
+        When ``path`` is missing, or is a folder.
     ValueError
-        When ``path`` is not a safetensors file written by this library, or was
-        written in another file format (the message names both versions).
+        When ``path`` is not a safetensors file written by this library, was
+        written in another file format (the message names both versions), or
+        holds a state that was edited or damaged: a tensor it names is missing,
+        a record is malformed, or it sets an attribute the estimator does not
+        declare as fitted state (a file cannot replace a method). The message
+        names the file and the problem.
 
     Examples
     --------
@@ -132,6 +148,11 @@ def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
     """
     from safetensors import SafetensorError, safe_open
 
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{str(path)!r} is a directory, not a model file (sktransfer.save writes one "
+                                ".safetensors file)")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file not found: {str(path)!r}")
     try:
         with safe_open(os.fspath(path), framework="np") as f:
             metadata = f.metadata() or {}
@@ -143,7 +164,7 @@ def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
     try:
         header = json.loads(metadata["sktransfer"])
         header["format"], header["state"]
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise ValueError(f"{path} has a malformed sktransfer header: {type(exc).__name__}: {exc}") from None
     if header.get("format") != STATE_FORMAT:
         raise ValueError(
@@ -155,7 +176,13 @@ def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
     if cls is None:
         raise ValueError(f"{path} holds an unknown estimator {header.get('estimator')!r}")
     estimator = cls.__new__(cls)
-    estimator.__setstate__(_decode(header["state"], tensors))
+    try:
+        estimator.__setstate__(_decode(header["state"], tensors))
+    except ValueError as exc:
+        raise ValueError(f"{path} cannot be loaded: {exc}") from None
+    except (KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        # a file edited by hand or damaged: say which, not where in the loader it broke
+        raise ValueError(f"{path} holds a malformed {cls.__name__} state ({type(exc).__name__}: {exc})") from None
     return estimator
 
 
@@ -202,6 +229,8 @@ def _decode(value, tensors: dict):
     if not isinstance(value, dict):
         return value
     if "__tensor__" in value:
+        if value["__tensor__"] not in tensors:
+            raise ValueError(f"the state names a tensor {value['__tensor__']!r} that the file does not hold")
         return tensors[value["__tensor__"]]
     if "__tuple__" in value:
         return tuple(_decode(v, tensors) for v in value["__tuple__"])

@@ -51,6 +51,19 @@ register_backbone(TINY, tiny_cnn, overwrite=True)
 
 
 @pytest.fixture
+def empty_cache():
+    """An empty feature cache (counters, measured costs) and backbone memo, before and after."""
+    from sktransfer import feature_cache
+    from sktransfer._memo import backbone_memo
+
+    feature_cache.clear()
+    backbone_memo.clear()
+    yield
+    feature_cache.clear()
+    backbone_memo.clear()
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)
 

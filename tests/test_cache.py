@@ -14,13 +14,7 @@ from sktransfer._memo import backbone_memo
 from .conftest import TINY
 
 
-@pytest.fixture(autouse=True)
-def empty_cache():
-    feature_cache.clear()
-    backbone_memo.clear()
-    yield
-    feature_cache.clear()
-    backbone_memo.clear()
+pytestmark = pytest.mark.usefixtures("empty_cache")
 
 
 def computed():

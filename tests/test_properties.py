@@ -22,7 +22,7 @@ DTYPES = {  # dtype -> the values an image of it may hold (defaults: value_range
     "uint8": st.integers(0, 255),
     "int16": st.integers(0, 255),
     "int64": st.integers(0, 255),
-    "uint16": st.integers(0, 255),
+    "uint16": st.integers(0, 65535),  # 16 bits, read as value / 257
     "float16": st.floats(0, 1, width=16),
     "float32": st.floats(0, 1, width=32),
     "float64": st.floats(0, 1),
@@ -60,9 +60,9 @@ BAD_VALUES = {"f": [np.nan, np.inf, -np.inf, -0.5, 1.5], "i": [-1, 256], "u": [2
 
 
 def _poisoned(draw, X):
-    """``X`` with one value that no image may hold, at a drawn place; None for uint8,
-    which holds no such value."""
-    if X.dtype == np.uint8:
+    """``X`` with one value that no image may hold, at a drawn place; None for uint8 and
+    uint16, which hold no such value."""
+    if X.dtype in (np.uint8, np.uint16):
         return None
     X = X.copy()
     X[tuple(draw(st.integers(0, size - 1)) for size in X.shape)] = draw(st.sampled_from(BAD_VALUES[X.dtype.kind]))

@@ -19,17 +19,18 @@ one image, and after a ``fit`` on files an ``(H, W, 3)`` array could be one
 color image or ``H`` grayscale ones; the error says to pass ``X[None]`` or
 ``[image]``.
 
-Value policy: ``uint8`` is ``[0, 255]``; other integer dtypes must lie in
-``[0, 255]``; floats must lie in ``value_range`` (default ``[0, 1]``) and are
-rescaled from it; NaN and infinity are rejected. RGBA drops its alpha
-channel; grayscale stays one channel until the device expands it.
-Images decoded from files or PIL objects are converted to RGB, as
-torchvision's ``ImageFolder`` does.
+Values and decoding follow one rule for arrays, tensors, PIL images and files
+(:mod:`sktransfer.data.decoding`): ``uint8`` is ``[0, 255]``; ``uint16`` (and
+16-bit files) is ``[0, 65535]``, read as ``round(value / 257)``; other integer
+dtypes must lie in ``[0, 255]``; floats must lie in ``value_range`` (default
+``[0, 1]``) and are rescaled from it; NaN and infinity are rejected. RGBA drops
+its alpha channel; grayscale stays one channel until the device expands it.
+Images decoded from files or PIL objects are converted to 8-bit RGB, as
+torchvision's ``ImageFolder`` does, after their EXIF orientation is applied.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -41,13 +42,16 @@ from typing import Optional, Sequence, Union
 import narwhals.stable.v1 as nw
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from .decoding import decode_file, decode_pil, digest, pil_digest, read_file, sixteen_to_eight
 from .files import IMAGE_EXTENSIONS
 
 # Samples per chunk when scanning arrays for NaN, infinity and range, so the
 # scan's temporaries stay small whatever n is.
 _SCAN_CHUNK = 256
+# Arrays up to this size are hashed on the calling thread (about 4 ms at 1 GB/s).
+_INLINE_BYTES = 4 << 20
 # Decoding and hashing release the GIL: one shared pool sized to the machine.
 _WORKERS = min(32, (os.cpu_count() or 1) + 4)
 _pool = None
@@ -88,16 +92,28 @@ class ImageSource:
         decoded to RGB from files or PIL objects.
     channels_last : bool
         Whether ``items`` stores channels on the last axis.
+    value_range : (float, float) or None
+        The range of float pixels of decoded (PIL mode ``"F"``) images.
     """
 
-    def __init__(self, kind, items, n_channels=None, channels_last=False):
+    def __init__(self, kind, items, n_channels=None, channels_last=False, value_range=(0.0, 1.0)):
         self.kind = kind
         self.items = items
         self.n_channels = n_channels
         self.channels_last = channels_last
+        self.value_range = value_range
+        self.decoded_digests = None
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def keyed(self) -> "ImageSource":
+        """A view of this source that keeps, for every file it decodes, the digest of the
+        bytes decoded (``decoded_digests``): rows computed from them are stored under what
+        was actually read, even if the file changed after :meth:`digests` hashed it."""
+        view = ImageSource(self.kind, self.items, self.n_channels, self.channels_last, self.value_range)
+        view.decoded_digests = {} if self.kind == "paths" else None
+        return view
 
     def read(self, indices: Sequence[int]) -> Batch:
         """Read the images at ``indices`` as CPU (or the tensor's device) tensors.
@@ -129,11 +145,15 @@ class ImageSource:
 
     def _decode(self, index):
         """Image ``index`` as an ``(H, W, 3)`` array, or the exception that names why not."""
-        decode = _decode_path if self.kind == "paths" else _decode_pil
         try:
-            return decode(self.items[index], index)
+            if self.kind != "paths":
+                return decode_pil(self.items[index], index, self.value_range)
+            image, read = decode_file(self.items[index], index, self.value_range)
         except (ValueError, OSError) as exc:
             return exc
+        if self.decoded_digests is not None:
+            self.decoded_digests[int(index)] = read
+        return image
 
     def _all_failures(self, failed, indices) -> Exception:
         """One error for the images that cannot be decoded: ``failed`` in this batch and
@@ -153,22 +173,53 @@ class ImageSource:
         return error
 
     def digests(self) -> list:
-        """A SHA-256 (16 bytes) per image of its content, dtype, shape and layout."""
+        """A digest per image of what the network sees of it (see
+        :mod:`~sktransfer.data.decoding`): an array's values, dtype, shape and layout; a
+        file's bytes; a PIL image's decoded RGB pixels."""
         if self.kind in ("array", "tensor"):
             items = self.items
             tag = f"{self.kind}:{items.dtype}:{tuple(items.shape[1:])}:{self.channels_last}".encode()
 
-            def digest(start):
-                chunk = items[start:start + _SCAN_CHUNK]
-                if torch.is_tensor(chunk):
-                    chunk = chunk.detach().cpu().numpy()
-                chunk = np.ascontiguousarray(chunk)
-                return [_sha(tag, row.data) for row in chunk]
+            def chunk_digests(start):
+                return [digest(tag, row) for row in _row_bytes(items[start:start + _SCAN_CHUNK])]
 
-            return [d for part in workers().map(digest, range(0, len(items), _SCAN_CHUNK)) for d in part]
-        if self.kind == "paths":
-            return list(workers().map(_file_digest, self.items, range(len(self.items))))
-        return [_sha(f"pil:{im.mode}:{im.size}".encode(), im.tobytes()) for im in self.items]
+            starts = range(0, len(items), _SCAN_CHUNK)
+            # small inputs inline: pool threads would wait on cores that torch's OpenMP
+            # threads still spin on after the last forward pass (seen: 230 ms for 250 KB)
+            parts = workers().map(chunk_digests, starts) if _nbytes(items) > _INLINE_BYTES else map(chunk_digests, starts)
+            return [d for part in parts for d in part]
+        found = list(workers().map(self._file_digest if self.kind == "paths" else self._pil_digest,
+                                   range(len(self.items))))
+        problems = [(i, d) for i, d in enumerate(found) if isinstance(d, Exception)]
+        if problems:
+            raise unusable_images(problems, len(self))
+        return found
+
+    def _file_digest(self, index):
+        """The digest of file ``index``'s bytes, or the exception that names why not."""
+        try:
+            return digest(b"file:", read_file(self.items[index], index))
+        except (OSError, ValueError) as exc:
+            return exc
+
+    def _pil_digest(self, index):
+        """The digest of PIL image ``index``'s decoded pixels, or the exception that names why not."""
+        try:
+            return pil_digest(self.items[index], self.value_range)
+        except (OSError, ValueError) as exc:
+            return ValueError(f"X[{index}]: cannot use PIL image: {exc}")
+
+
+def _nbytes(items) -> int:
+    return items.numel() * items.element_size() if torch.is_tensor(items) else items.nbytes
+
+
+def _row_bytes(chunk):
+    """The raw bytes of each image of an array or tensor chunk (any dtype, bfloat16 included)."""
+    if torch.is_tensor(chunk):
+        chunk = chunk.detach().cpu().contiguous()
+        return [row.reshape(-1).view(torch.uint8).numpy().data for row in chunk]
+    return [row.data for row in np.ascontiguousarray(chunk)]
 
 
 def _selector(indices: np.ndarray):
@@ -180,24 +231,12 @@ def _selector(indices: np.ndarray):
     return indices
 
 
-def _sha(tag: bytes, data) -> bytes:
-    h = hashlib.sha256(tag)
-    h.update(data)
-    return h.digest()[:16]
-
-
-def _file_digest(path, index) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return _sha(b"file:", f.read())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"X[{index}]: image file not found: {str(path)!r}") from None
-
-
 def _array_batch(chunk: np.ndarray, channels_last: bool) -> torch.Tensor:
     if not chunk.flags.writeable:  # torch warns on read-only memory (e.g. a memmap view)
         chunk = chunk.copy()
-    if chunk.dtype != np.uint8:
+    if chunk.dtype == np.uint16:
+        chunk = sixteen_to_eight(chunk)
+    elif chunk.dtype != np.uint8:
         chunk = chunk.astype(np.float32 if chunk.dtype.kind == "f" else np.uint8)
     x = torch.from_numpy(np.ascontiguousarray(chunk))
     if x.ndim == 3:
@@ -209,17 +248,15 @@ def _array_batch(chunk: np.ndarray, channels_last: bool) -> torch.Tensor:
 
 def _tensor_batch(chunk: torch.Tensor, channels_last: bool) -> torch.Tensor:
     chunk = chunk.detach()
-    if chunk.dtype != torch.uint8:
+    if chunk.dtype == torch.uint16:
+        chunk = ((chunk.to(torch.int32) + 128) // 257).to(torch.uint8)  # as sixteen_to_eight
+    elif chunk.dtype != torch.uint8:
         chunk = chunk.to(torch.float32 if chunk.is_floating_point() else torch.uint8)
     if chunk.ndim == 3:
         return chunk.unsqueeze(1)
     if channels_last:
         chunk = chunk.permute(0, 3, 1, 2)
     return chunk[:, :3] if chunk.shape[1] == 4 else chunk
-
-
-def _rgb_array(image: Image.Image) -> np.ndarray:
-    return np.array(image.convert("RGB"))  # (H, W, 3) uint8
 
 
 MAX_LISTED = 20  # unusable images named in one error
@@ -238,28 +275,6 @@ def unusable_images(problems: list, total: int) -> Exception:
     message = f"{len(problems)} of {total} images cannot be used:\n  " + "\n  ".join(lines)
     missing = all(isinstance(exc, FileNotFoundError) for _, exc in problems)
     return (FileNotFoundError if missing else ValueError)(message)
-
-
-def _decode_path(path, index) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return _rgb_array(ImageOps.exif_transpose(image))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"X[{index}]: image file not found: {str(path)!r}") from None
-    except Image.DecompressionBombError as exc:
-        raise ValueError(
-            f"X[{index}]: image file {str(path)!r} is too large to decode safely ({exc}); "
-            "raise PIL.Image.MAX_IMAGE_PIXELS only for files you trust"
-        ) from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"X[{index}]: cannot read image file {str(path)!r}: {exc}") from exc
-
-
-def _decode_pil(image, index) -> np.ndarray:
-    try:
-        return _rgb_array(image)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"X[{index}]: cannot convert PIL image to RGB: {exc}") from exc
 
 
 # ----------------------------------------------------------------------------
@@ -326,7 +341,8 @@ def _check_values(x, is_float, value_range):
                     "in value_range (default [0, 1]): rescale them, pass uint8, or set "
                     "value_range, e.g. value_range=(0, 255)"
                 )
-            raise ValueError(f"{found}; integer images must lie in [0, 255] (uint8 range)")
+            raise ValueError(f"{found}; integer images must lie in [0, 255] (uint8 range); 16-bit "
+                             "images are uint16 arrays, read as value / 257")
 
 
 def image_array_source(x, options: InputOptions, what="array") -> ImageSource:
@@ -348,7 +364,8 @@ def image_array_source(x, options: InputOptions, what="array") -> ImageSource:
     if 0 in x.shape[1:]:
         raise ValueError(f"images must not be empty, got {what} of shape {tuple(x.shape)}")
     channels_last = x.ndim == 4 and _channel_layout(x.shape, options.channel_axis)
-    if x.dtype != (torch.uint8 if is_tensor else np.uint8):
+    # uint8 and uint16 use their whole range (16 bits read as value / 257)
+    if x.dtype not in ((torch.uint8, torch.uint16) if is_tensor else (np.uint8, np.uint16)):
         _check_values(x, kind == "f", options.value_range)
     channels = 1 if x.ndim == 3 else x.shape[3 if channels_last else 1]
     return ImageSource(
@@ -383,8 +400,9 @@ def _item_kind(item):
     return type(item).__name__
 
 
-def list_source(items) -> ImageSource:
-    """Validate a list of PIL images or of file paths."""
+def list_source(items, options: InputOptions = InputOptions()) -> ImageSource:
+    """Validate a list of PIL images or of file paths (``options.value_range`` reads
+    float PIL images)."""
     items = list(items)
     if not items:
         raise ValueError("Found 0 images (an empty list) while a minimum of 1 is required.")
@@ -398,7 +416,7 @@ def list_source(items) -> ImageSource:
                 f"X[{i}] is a {kind} but X[0] is a {first}; all items must be of one kind"
             )
     if first == "PIL image":
-        return ImageSource("pil", items)
+        return ImageSource("pil", items, value_range=options.value_range)
     paths = [Path(p).expanduser() for p in items]
     problems = []
     for i, path in enumerate(paths):
@@ -413,7 +431,7 @@ def list_source(items) -> ImageSource:
                           "for texts, use a text backbone such as "
                           "'sentence-transformers/all-MiniLM-L6-v2')",)
         raise error
-    return ImageSource("paths", [str(p) for p in paths])
+    return ImageSource("paths", [str(p) for p in paths], value_range=options.value_range)
 
 
 def is_tabular(x) -> bool:
@@ -494,7 +512,7 @@ def image_source(x, options: InputOptions) -> ImageSource:
         raise TypeError("X is a single path; pass a list of paths, e.g. [path]")
     if isinstance(x, np.ndarray):
         if x.ndim == 1 and x.dtype.kind in "OSU":
-            return list_source(x.tolist())
+            return list_source(x.tolist(), options)
         if x.dtype.kind == "O":
             try:
                 x = x.astype(np.float64)
@@ -502,7 +520,7 @@ def image_source(x, options: InputOptions) -> ImageSource:
                 raise TypeError(f"could not read object array as numbers: {exc}") from exc
         return image_array_source(x, options)
     if isinstance(x, (list, tuple)):
-        return list_source(x)
+        return list_source(x, options)
     raise TypeError(
         f"unsupported input type {type(x).__name__}: pass a numpy array, torch tensor, "
         "list of PIL images, or list/Series of file paths"

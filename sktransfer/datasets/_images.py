@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from ..data.files import IMAGE_EXTENSIONS, class_folders, find_images
+from ..data.files import IMAGE_EXTENSIONS, ImageWalk, class_folders
 
 
 def load_image_folder(path, extensions=IMAGE_EXTENSIONS) -> Bunch:
@@ -18,7 +18,11 @@ def load_image_folder(path, extensions=IMAGE_EXTENSIONS) -> Bunch:
     The layout of torchvision's ``ImageFolder``: ``path/<class>/.../<image>``.
     Classes are the sub-folders' names in sorted order; each class holds the
     image files anywhere below its folder. Hidden files and folders (names
-    starting with ``"."``) are skipped. Nothing is decoded: the paths go
+    starting with ``"."``) are skipped. Links are followed, but each real file
+    is counted once, in the class whose folder holds it: a link that loops
+    (``ln -s .. cat/up``), a link from one class's folder into another's, a
+    second link to a folder or file already found, and a broken link are
+    skipped, and a warning names each. Nothing is decoded: the paths go
     straight into the estimators, which read them in batches.
 
     Parameters
@@ -65,7 +69,9 @@ def load_image_folder(path, extensions=IMAGE_EXTENSIONS) -> Bunch:
     if not folder.is_dir():
         raise NotADirectoryError(f"{str(folder)!r} is a file, not a folder of class sub-folders")
     classes = class_folders(folder)
-    strays = find_images(folder, extensions, recursive=False)
+    walk = ImageWalk(extensions, root=folder)
+    walk.claim(classes)
+    strays = walk.images(folder, recursive=False)
     layout = ("expected one sub-folder of images per class "
               f"({str(folder)}/<class>/<image>, as torchvision's ImageFolder)")
     if strays:
@@ -73,16 +79,16 @@ def load_image_folder(path, extensions=IMAGE_EXTENSIONS) -> Bunch:
                          f"e.g. {os.path.basename(strays[0])!r}; {layout}")
     if not classes:
         raise ValueError(f"{str(folder)!r} has no class sub-folders; {layout}")
-    paths, target = [], []
-    for index, class_folder in enumerate(classes):
-        found = find_images(class_folder, extensions)
-        if not found:
+    found = [walk.images(class_folder) for class_folder in classes]
+    walk.warn(folder)
+    for class_folder, images in zip(classes, found):
+        if not images:
             raise ValueError(
                 f"class folder {str(class_folder)!r} holds no images "
                 f"(looked for {', '.join(extensions)}); remove it or add images"
             )
-        paths.extend(found)
-        target.extend([index] * len(found))
+    paths = [path for images in found for path in images]
+    target = [index for index, images in enumerate(found) for _ in images]
     return Bunch(paths=np.array(paths, dtype=object), target=np.array(target),
                  target_names=np.array([c.name for c in classes]), folder=str(folder.resolve()))
 

@@ -1,0 +1,168 @@
+"""What the network sees, and what keys it: decoding files and PIL images, and image digests.
+
+One rule for every image input (the user guide's "What counts as the same image"):
+
+* **EXIF orientation** is applied to files and PIL images alike (a photo is seen
+  upright, as viewers show it); :func:`PIL.ImageOps.exif_transpose` drops the tag,
+  so an image already transposed is not turned twice.
+* **8-bit modes** become RGB through PIL: a palette image through its own palette,
+  alpha (and a palette's transparency) dropped, CMYK, YCbCr, LAB and HSV converted.
+* **16-bit** pixels (``uint16`` arrays and tensors, PIL modes ``I;16*``, 16-bit PNG
+  and TIFF files, PGM/PPM files with more than 8 bits, which PIL scales to 16 bits)
+  become 8-bit as ``round(value / 257)``: 65535 is 255, 257 is 1.
+* **Other integer** pixels (``int32`` PIL mode ``I``, ``int64`` arrays...) must lie
+  in ``[0, 255]``; anything else is refused, never clipped.
+* **Float** pixels (PIL mode ``F``, float arrays) lie in ``value_range`` (default
+  ``[0, 1]``) and are rescaled from it; NaN, infinity and values outside it are
+  refused. Float arrays keep their precision; files and PIL images are decoded to
+  8-bit RGB (``round(255 * x)``), as every other decoded image.
+* A **multi-frame** file (animated GIF, multi-page TIFF) is its first frame.
+
+The digest that keys an image in the feature cache is taken from the same thing:
+the bytes of a file as read for decoding (one read, hashed and decoded), the
+decoded RGB pixels of a PIL image, and the raw values, dtype, shape and layout of
+an array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DIGEST_BYTES = 16
+#: Changes whenever a rule above changes what the network sees: part of every cache key.
+DECODING_RULES = 2
+
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def digest(tag: bytes, data) -> bytes:
+    """The first :data:`DIGEST_BYTES` of SHA-256 over ``tag`` then ``data``."""
+    h = hashlib.sha256(tag)
+    h.update(data)
+    return h.digest()[:DIGEST_BYTES]
+
+
+def sixteen_to_eight(values: np.ndarray) -> np.ndarray:
+    """16-bit values as 8-bit, ``round(value / 257)`` (exact at 0 and 65535)."""
+    return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def float_to_eight(values: np.ndarray, value_range) -> np.ndarray:
+    """Float values checked against ``value_range`` (None: ``[0, 1]``), as 8-bit."""
+    low, high = value_range or (0.0, 1.0)
+    if not np.isfinite(values).all():
+        raise ValueError("its float pixels include NaN or infinity")
+    lo, hi = float(values.min()), float(values.max())
+    if lo < low or hi > high:
+        raise ValueError(
+            f"its float pixels lie in [{lo:g}, {hi:g}], outside value_range=({low:g}, {high:g}); set "
+            "value_range to the range the images use"
+        )
+    return np.rint((values.astype(np.float64) - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def pil_to_rgb(image: Image.Image, value_range=(0.0, 1.0)) -> np.ndarray:
+    """``image`` as the ``(H, W, 3)`` uint8 array the network sees (module rules).
+
+    Raises ValueError naming the problem (the caller adds which image it is).
+    """
+    # PGM/PPM files with more than 8 bits open as "I", scaled by PIL to 16 bits
+    sixteen = image.mode in _SIXTEEN_BIT or (image.mode == "I" and image.format == "PPM")
+    if image.getexif().get(ImageOps.ExifTags.Base.Orientation, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if sixteen or mode in ("I", "F"):
+        values = np.asarray(image)
+        if mode == "F":
+            return _gray_to_rgb(float_to_eight(values, value_range))
+        if not sixteen and (values.min() < 0 or values.max() > 255):
+            raise ValueError(
+                f"its 32-bit integer pixels (PIL mode 'I') lie in [{values.min()}, {values.max()}], outside "
+                "[0, 255]; pass 16-bit data as PIL mode 'I;16' or a uint16 array"
+            )
+        if sixteen and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"its 16-bit pixels lie in [{values.min()}, {values.max()}], outside [0, 65535]")
+        return _gray_to_rgb(sixteen_to_eight(values) if sixteen else values.astype(np.uint8))
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # through the palette's alpha, as PIL advises; then dropped
+    try:
+        return np.array(image.convert("RGB"))  # writable: torch refuses read-only buffers
+    except ValueError as exc:  # modes PIL cannot convert ("La", "RGBa"...)
+        raise ValueError(f"its PIL mode {mode!r} cannot be converted to RGB ({exc})") from None
+
+
+def pil_digest(image: Image.Image, value_range=(0.0, 1.0)) -> bytes:
+    """The digest of what the network sees of a PIL image: its decoded RGB pixels."""
+    rgb = pil_to_rgb(image, value_range)
+    return digest(f"rgb8:{rgb.shape}".encode(), np.ascontiguousarray(rgb).data)
+
+
+def max_file_bytes() -> int | None:
+    """Largest image file read: a bitmap at PIL's decompression-bomb limit of pixels,
+    4 channels of 16 bits (None when the limit is off)."""
+    pixels = Image.MAX_IMAGE_PIXELS
+    return None if pixels is None else int(pixels) * 8 + (1 << 20)
+
+
+def read_file(path, index) -> bytes:
+    """The bytes of image file ``path`` (``X[index]``), read once.
+
+    A FIFO, device or folder is refused before any read that could block, and a file
+    larger than :func:`max_file_bytes` (a sparse file of terabytes, say) before it is
+    read; errors name ``X[index]`` and the path.
+    """
+    failed = f"X[{index}]: cannot read image file {str(path)!r}"
+    limit = max_file_bytes()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise ValueError(f"{failed}: it is a directory, not an image file")
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(f"{failed}: it is not a regular file (a pipe, socket or device), so it is not read")
+            if limit is not None and info.st_size > limit:
+                raise ValueError(f"{failed}: it holds {info.st_size:,} bytes, more than any image PIL decodes "
+                                 f"safely ({limit:,})")
+            data = f.read() if limit is None else f.read(limit + 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"X[{index}]: image file not found: {str(path)!r}") from None
+    except OSError as exc:
+        raise ValueError(f"{failed}: {exc.strerror or exc}") from None
+    if limit is not None and len(data) > limit:
+        raise ValueError(f"{failed}: it grew past {limit:,} bytes while it was read")
+    return data
+
+
+def decode_file(path, index, value_range=(0.0, 1.0)) -> tuple[np.ndarray, bytes]:
+    """Image file ``path`` (``X[index]``) as an ``(H, W, 3)`` uint8 array, and the
+    digest of the bytes decoded (one read: no window for the file to change between)."""
+    data = read_file(path, index)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return pil_to_rgb(image, value_range), digest(b"file:", data)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(
+            f"X[{index}]: image file {str(path)!r} is too large to decode safely ({exc}); raise "
+            "PIL.Image.MAX_IMAGE_PIXELS only for files you trust"
+        ) from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"X[{index}]: cannot read image file {str(path)!r}: {exc}") from exc
+
+
+def decode_pil(image: Image.Image, index, value_range=(0.0, 1.0)) -> np.ndarray:
+    """PIL image ``X[index]`` as an ``(H, W, 3)`` uint8 array."""
+    try:
+        return pil_to_rgb(image, value_range)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"X[{index}]: cannot use PIL image: {exc}") from exc
