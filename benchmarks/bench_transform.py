@@ -284,7 +284,7 @@ def compile_gpu(quick):
 
 
 def _compile_decision():
-    from sktransfer import _compile
+    from sktransfer.engine import compile as _compile
 
     decision = _compile.decisions[-1]
     return {"compiled": decision.compiled, "reason": decision.reason,

@@ -19,21 +19,22 @@ from skorch.helper import predefined_split
 from skorch.history import History
 from torch import nn
 
-from ._cache import FeatureKey
-from ._device import inference_batch_size
-from ._features import extract, run
-from ._memo import load_backbone
-from ._params import IMAGE_PARAMETERS, Interval, StrOptions, invalid, validate_params
-from ._probe import fit_linear_probe
-from ._seeding import seeded
-from ._spec import NetworkSpec
+from .engine.cache import FeatureKey
+from .engine.device import inference_batch_size
+from .engine.features import extract, run
+from .fitting.memo import load_backbone
+from .fitting.params import IMAGE_PARAMETERS, Interval, StrOptions, invalid, validate_params
+from .training.probe import fit_linear_probe
+from .fitting.seeding import seeded
+from .fitting.spec import NetworkSpec
 from ._version import DOC_LINK_TEMPLATE
-from ._state import dump_state, load_network_state, plain, rebuild_backbone, restore_state, restores_on_error
-from ._training import SCHEDULES, HeadFirst, LRSchedule, Progress, TransferNet
+from .persistence.state import dump_state, load_network_state, plain, rebuild_backbone, restore_state, restores_on_error
+from .training.net import SCHEDULES, HeadFirst, LRSchedule, Progress, TransferNet
 from .backbones._registry import backbone_modality
 from .data.inputs import InputSignature, validate_images
 from .data.text import TextSource, validate_texts
-from .data.loader import BatchLoader, ImageDataset, TensorSource
+from .data.loader import BatchLoader, ImageDataset
+from .data.sources import TensorSource
 from .nn.augment import AUGMENTATIONS, FlipCrop
 from .nn.freezing import resolve_freeze_depth
 from .nn.networks import (

@@ -11,15 +11,15 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._cache import FeatureKey
-from ._compile import AutoCompiled, record_key
-from ._device import inference_batch_size
-from ._features import extract
-from ._memo import load_backbone
-from ._params import IMAGE_PARAMETERS, Interval, invalid, validate_params
-from ._spec import NetworkSpec
+from .engine.cache import FeatureKey
+from .engine.compile import AutoCompiled, record_key
+from .engine.device import inference_batch_size
+from .engine.features import extract
+from .fitting.memo import load_backbone
+from .fitting.params import IMAGE_PARAMETERS, Interval, invalid, validate_params
+from .fitting.spec import NetworkSpec
 from ._version import DOC_LINK_TEMPLATE
-from ._state import dump_state, load_network_state, rebuild_backbone, restore_state, restores_on_error
+from .persistence.state import dump_state, load_network_state, rebuild_backbone, restore_state, restores_on_error
 from .backbones._registry import backbone_modality
 from .data.inputs import InputSignature, validate_images
 from .data.text import TextSource, validate_texts
@@ -95,7 +95,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         one batch shape (the last batch is padded; on CUDA as a CUDA graph) and
         is kept for later calls; features
         agree with eager ones to float tolerance; a compile failure falls back
-        to eager with a warning. ``sktransfer._compile.decisions`` records what
+        to eager with a warning. ``sktransfer.engine.compile.decisions`` records what
         was chosen and why. Text encoders follow the same rule; once compiled,
         their batches (sorted by length) are padded to power-of-two lengths, so
         they compile once per such bucket, which the estimate counts.

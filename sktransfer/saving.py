@@ -23,8 +23,8 @@ from typing import Union
 import numpy as np
 import torch
 
-from ._atomic import atomic_path
-from ._state import STATE_FORMAT
+from .persistence.atomic import atomic_path
+from .persistence.state import STATE_FORMAT
 from ._version import __version__
 from .classifier import FineTunedClassifier
 from .extractor import PretrainedFeatureExtractor

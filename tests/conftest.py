@@ -54,7 +54,7 @@ register_backbone(TINY, tiny_cnn, overwrite=True)
 def empty_cache():
     """An empty feature cache (counters, measured costs) and backbone memo, before and after."""
     from sktransfer import feature_cache
-    from sktransfer._memo import backbone_memo
+    from sktransfer.fitting.memo import backbone_memo
 
     feature_cache.clear()
     backbone_memo.clear()

@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from sktransfer import FeatureCache, FineTunedClassifier, PretrainedFeatureExtractor, feature_cache
-from sktransfer._memo import backbone_memo
+from sktransfer.fitting.memo import backbone_memo
 
 from .conftest import TINY
 
@@ -288,7 +288,7 @@ def test_edited_weights_never_return_stale_features(uint8_images):
 
 
 def test_stored_stage_outputs_stop_at_the_memory_budget(uint8_images):
-    from sktransfer._features import run
+    from sktransfer.engine.features import run
     from sktransfer.data.inputs import validate_images
 
     extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)

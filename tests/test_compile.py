@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from sktransfer import PretrainedFeatureExtractor, _compile
+from sktransfer import PretrainedFeatureExtractor
+from sktransfer.engine import compile as _compile
 from tests.conftest import TINY
 
 

@@ -36,13 +36,13 @@ class RegisterTestBackbones(distributed.WorkerPlugin):
 
 
 def _memo_loads():
-    from sktransfer._memo import backbone_memo
+    from sktransfer.fitting.memo import backbone_memo
 
     return backbone_memo.loads
 
 
 def _clear_memo():
-    from sktransfer._memo import backbone_memo
+    from sktransfer.fitting.memo import backbone_memo
 
     backbone_memo.clear()
 
@@ -135,7 +135,7 @@ def test_a_fitted_estimator_pickles_without_its_data_and_frees_its_network(data)
 
 
 def test_workers_spread_over_the_gpus_and_resolve_auto_on_their_machine(client):
-    from sktransfer._device import resolve_device, worker_gpu_index
+    from sktransfer.engine.device import resolve_device, worker_gpu_index
 
     assert [worker_gpu_index(i, 4) for i in range(6)] == [0, 1, 2, 3, 0, 1]
     assert worker_gpu_index("gpu-worker-a", 3) == worker_gpu_index("gpu-worker-a", 3) < 3

@@ -14,7 +14,7 @@ from torch import nn
 
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, register_backbone
 from sktransfer.backbones import sequential_backbone
-from sktransfer.data.inputs import MAX_LISTED
+from sktransfer.data.sources import MAX_LISTED
 
 from .conftest import TINY, TINY_CONFIG, tiny_cnn
 

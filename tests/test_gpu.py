@@ -79,7 +79,7 @@ def test_classifier_trains_on_cuda(rng, precision):
 def test_compiled_with_cuda_graphs_when_the_records_say_it_pays_back(rng, records, precision, tolerance):
     import json
 
-    from sktransfer import _compile
+    from sktransfer.engine import compile as _compile
 
     X = rng.integers(0, 256, size=(8 * 32 + 5, 32, 32, 3), dtype=np.uint8)  # the last batch is padded
     params = dict(weights=None, random_state=0, input_size=64, batch_size=32, precision=precision,
@@ -101,7 +101,7 @@ def test_compiled_with_cuda_graphs_when_the_records_say_it_pays_back(rng, record
 
 
 def test_auto_stays_eager_on_cuda_for_a_handful_of_images(uint8_images, records):
-    from sktransfer import _compile
+    from sktransfer.engine import compile as _compile
 
     PretrainedFeatureExtractor(TINY, device="cuda", cache=False).fit(uint8_images).transform(uint8_images)
     assert not _compile.decisions[-1].compiled

@@ -20,8 +20,8 @@ from PIL import Image
 
 import sktransfer
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, feature_cache
-from sktransfer._cache import FeatureKey
-from sktransfer._features import extract
+from sktransfer.engine.cache import FeatureKey
+from sktransfer.engine.features import extract
 from sktransfer.data.decoding import pil_to_rgb
 from sktransfer.datasets import load_image_folder
 

@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 
 import sktransfer
 from sktransfer import SKOPS_TRUSTED_TYPES, FineTunedClassifier, PretrainedFeatureExtractor, feature_cache
-from sktransfer._atomic import atomic_path
+from sktransfer.persistence.atomic import atomic_path
 
 from .conftest import TINY
 
@@ -341,8 +341,8 @@ def test_loading_leaves_the_callers_random_state_alone(fitted_classifier):
 
 
 def test_saved_models_rebuild_the_architecture_their_weights_need():
-    from sktransfer._spec import NetworkSpec
-    from sktransfer._state import rebuild_backbone
+    from sktransfer.fitting.spec import NetworkSpec
+    from sktransfer.persistence.state import rebuild_backbone
 
     for weights, tokens in (("IMAGENET1K_SWAG_E2E_V1", 577), ("IMAGENET1K_V1", 197)):
         spec = NetworkSpec.of(PretrainedFeatureExtractor("vit_b_16", weights=weights, device="cpu"))

@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
-from sktransfer._probe import fit_linear_probe
+from sktransfer.training.probe import fit_linear_probe
 
 from .conftest import TINY
 

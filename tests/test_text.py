@@ -233,7 +233,7 @@ def test_bucketed_padding_changes_no_embedding(extractor):
 def test_texts_compile_once_per_bucket_when_it_pays_back(records):
     import json
 
-    from sktransfer import _compile
+    from sktransfer.engine import compile as _compile
 
     # sorted by length, 2 per batch: 3 eager batches decide, then short texts (bucket 16)
     # and long ones (bucket 32) run compiled

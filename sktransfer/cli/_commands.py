@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._params import InvalidParameterError
+from ..fitting.params import InvalidParameterError
 from ._io import (
     MODEL_SUFFIXES,
     TABLE_SUFFIXES,

@@ -116,7 +116,7 @@ def require(module: str, what: str, extra: str) -> None:
 def write_table(path: Path, columns: dict) -> None:
     """Write ``{name: 1-D array}`` (the first column identifying the rows) atomically, as
     CSV or Parquet, or in ``.npy`` the other columns as one float32 matrix."""
-    from .._atomic import atomic_path
+    from ..persistence.atomic import atomic_path
 
     suffix = path.suffix.lower()
     with atomic_path(path) as tmp:
@@ -176,7 +176,7 @@ def save_model(model, path: Path) -> None:
     if path.suffix.lower() == ".skops":
         import skops.io
 
-        from .._atomic import atomic_path
+        from ..persistence.atomic import atomic_path
 
         with atomic_path(path) as tmp:
             skops.io.dump(model, tmp)

@@ -21,30 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from .inputs import ImageSource
+from .sources import ImageSource
 
 _PREFETCH = 2  # batches read ahead of the one in use
 _DONE = object()
-
-
-class TensorSource:
-    """Precomputed network inputs read as ``{name: rows}`` batches.
-
-    ``name`` is the keyword the network's ``forward`` takes them under
-    (``stage_input``): the outputs of frozen stages, computed once per fit
-    instead of once per epoch.
-    """
-
-    def __init__(self, name: str, tensor: torch.Tensor):
-        self.name = name
-        self.tensor = tensor
-        self.kind = "tensor"
-
-    def __len__(self):
-        return len(self.tensor)
-
-    def read(self, indices):
-        return {self.name: self.tensor[torch.as_tensor(np.asarray(indices, dtype=np.int64))]}
 
 
 class ImageDataset(Dataset):

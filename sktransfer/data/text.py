@@ -17,7 +17,7 @@ import narwhals.stable.v1 as nw
 import numpy as np
 import torch
 
-from .inputs import workers
+from .sources import workers
 
 
 def _items(X, name: str) -> list:

@@ -259,7 +259,7 @@ def text_config(backbone: Backbone, max_length: Optional[int] = None):
 
 def backbone_parts(spec, backbone: Backbone, index: int, config: Optional[DataConfig] = None):
     """Preprocessing, the stages up to ``index`` and the pooling, as ``spec`` (a
-    :class:`~sktransfer._spec.NetworkSpec`) asks; ``config`` replaces the
+    :class:`~sktransfer.fitting.spec.NetworkSpec`) asks; ``config`` replaces the
     backbone's data config (a saved network rebuilt with random weights).
 
     Returns ``(preprocess, trunk, pool, data_config)``.

@@ -10,7 +10,7 @@
   each batch's loss, they are read per batch as in skorch;
 * the loss is weighted per sample when a batch carries ``sample_weight``;
 * a batch that runs out of device memory is split into pieces whose gradients
-  add up to the batch's (:class:`~sktransfer._backoff.BatchBackoff`);
+  add up to the batch's (:class:`~sktransfer.engine.backoff.BatchBackoff`);
 * a ``KeyboardInterrupt`` is recorded (``interrupted_``) for the estimator to
   report, where skorch alone ends training silently;
 * batches come from :class:`~sktransfer.data.loader.BatchLoader`.
@@ -27,8 +27,8 @@ from skorch.callbacks import Callback, ProgressBar
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 
-from ._backoff import BatchBackoff, batch_len
-from .data.loader import num_batches
+from ..engine.backoff import BatchBackoff, batch_len
+from ..data.loader import num_batches
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 

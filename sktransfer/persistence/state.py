@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._memo import backbone_memo
-from ._seeding import seeded
-from ._spec import NetworkSpec
-from ._version import __version__
-from .backbones import Backbone, DataConfig, TextConfig, get_backbone
-from .backbones._registry import backbone_factory
-from .backbones._weights import is_weights_file
-from .data.inputs import InputOptions, InputSignature
+from ..fitting.memo import backbone_memo
+from ..fitting.seeding import seeded
+from ..fitting.spec import NetworkSpec
+from .._version import __version__
+from ..backbones import Backbone, DataConfig, TextConfig, get_backbone
+from ..backbones._registry import backbone_factory
+from ..backbones._weights import is_weights_file
+from ..data.inputs import InputOptions, InputSignature
 
 STATE_FORMAT = 1  # bumped when a saved state no longer loads into the current code
 

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._backoff import BatchBackoff
-from ._cache import feature_cache
-from .data.inputs import ImageSource
-from .data.loader import BatchLoader, ImageDataset
-from ._progress import progress
+from .backoff import BatchBackoff
+from .cache import feature_cache
+from ..data.sources import ImageSource
+from ..data.loader import BatchLoader, ImageDataset
+from .progress import progress
 
 
 @contextlib.contextmanager
@@ -38,7 +38,7 @@ def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, a
 
     On CUDA the results are copied into pinned memory without a synchronization
     per batch, so the host keeps queueing work ahead of the GPU. A batch that
-    runs out of memory runs again in pieces (:class:`~sktransfer._backoff.BatchBackoff`). With
+    runs out of memory runs again in pieces (:class:`~sktransfer.engine.backoff.BatchBackoff`). With
     ``max_bytes``, returns None as soon as the first batch shows that the
     whole output would be larger.
     """
@@ -66,7 +66,7 @@ def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, a
 def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, device, key=None,
             directory=None, autocast_dtype=None, verbose=0, wrap=None) -> np.ndarray:
     """Pooled float32 features ``(n, width)``; with a ``key`` (a
-    :class:`~sktransfer._cache.FeatureKey`), only uncached inputs run.
+    :class:`~sktransfer.engine.cache.FeatureKey`), only uncached inputs run.
 
     Rows computed from files are stored under the digest of the bytes decoded, so a
     file that changes while it is read never lends its new features to its old key.

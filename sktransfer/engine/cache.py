@@ -50,10 +50,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._atomic import atomic_path
-from ._version import __version__
-from .data.decoding import DECODING_RULES, DIGEST_BYTES
-from .data.inputs import workers
+from ..persistence.atomic import atomic_path
+from .._version import __version__
+from ..data.decoding import DECODING_RULES, DIGEST_BYTES
+from ..data.sources import workers
 
 #: The layout of a ``cache_dir`` chunk: bumped when it changes (part of every key).
 CACHE_FORMAT = 2

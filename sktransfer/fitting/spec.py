@@ -17,11 +17,11 @@ from typing import Any, Optional
 
 import torch
 
-from ._device import resolve_device, resolve_precision
-from ._seeding import seed_from
-from .data.inputs import InputOptions
-from .backbones._registry import local_model_folder
-from .backbones._weights import file_weights_id, is_weights_file
+from ..engine.device import resolve_device, resolve_precision
+from .seeding import seed_from
+from ..data.inputs import InputOptions
+from ..backbones._registry import local_model_folder
+from ..backbones._weights import file_weights_id, is_weights_file
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import threading
 from collections import OrderedDict
 from typing import Callable, Optional
 
-from ._seeding import seeded
-from .backbones import Backbone, get_backbone
-from .backbones._registry import backbone_factory
+from .seeding import seeded
+from ..backbones import Backbone, get_backbone
+from ..backbones._registry import backbone_factory
 
 
 class BackboneMemo:

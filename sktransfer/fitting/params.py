@@ -34,10 +34,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
         "that pyproject.toml of sktransfer allows"
     ) from exc
 
-from ._device import PRECISIONS
-from .backbones._registry import backbone_factory
-from .nn.pooling import POOLINGS
-from .nn.preprocess import RESIZE_MODES
+from ..engine.device import PRECISIONS
+from ..backbones._registry import backbone_factory
+from ..nn.pooling import POOLINGS
+from ..nn.preprocess import RESIZE_MODES
 
 __all__ = [
     "IMAGE_PARAMETERS",

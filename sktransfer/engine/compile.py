@@ -34,7 +34,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ._atomic import atomic_path
+from ..persistence.atomic import atomic_path
 
 #: Steady-state speed-up assumed from compiling a frozen backbone, by device type, until
 #: a record says what it was for that network (2-core CPU, 112 px, inductor with
