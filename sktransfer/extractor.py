@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from numbers import Integral
 from pathlib import Path
 
-import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._estimator import TransferEstimator, fit_context
 from .engine.cache import FeatureKey
-from .engine.compile import AutoCompiled, record_key
-from .engine.device import inference_batch_size
+from .engine.compile import AutoCompiler, record_key
+from .engine.budgets import batch_size_for
 from .engine.features import extract
 from .fitting.memo import load_backbone
-from .fitting.params import IMAGE_PARAMETERS, Interval, invalid, validate_params
+from .fitting.params import (
+    IMAGE_INPUT_PARAMETERS,
+    NETWORK_PARAMETERS,
+    RUNTIME_PARAMETERS,
+    TEXT_INPUT_PARAMETERS,
+    Interval,
+    invalid,
+)
 from .fitting.spec import NetworkSpec
-from ._version import DOC_LINK_TEMPLATE
-from .persistence.state import dump_state, load_network_state, rebuild_backbone, restore_state, restores_on_error
-from .backbones._registry import backbone_modality
-from .data.inputs import InputSignature, validate_images
-from .data.text import TextSource, validate_texts
-from .nn.networks import FeatureNet, TextFeatureNet, backbone_parts, bucket_lengths, stage_index, text_config
-from .nn.pooling import TextPool
+from .nn.networks import stage_index
+from .persistence.state import dump_state, load_network_state, rebuild_backbone
 
 
-class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class PretrainedFeatureExtractor(TransferEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Features from a frozen pretrained backbone, as a scikit-learn transformer.
 
     ``fit`` loads the backbone from the registry; ``transform`` runs images
@@ -135,10 +136,6 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     array(['pretrainedfeatureextractor0', 'pretrainedfeatureextractor1'], dtype=object)
     """
 
-    # the HTML repr's "?" icon opens this class's page of the API reference
-    _doc_link_module = "sktransfer"
-    _doc_link_template = DOC_LINK_TEMPLATE
-
     def __init__(
         self,
         backbone="resnet18",
@@ -180,20 +177,25 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints: dict = {
+        **NETWORK_PARAMETERS,
+        **IMAGE_INPUT_PARAMETERS,
+        **TEXT_INPUT_PARAMETERS,
+        **RUNTIME_PARAMETERS,
+        "stage": [Interval(Integral, None, None, closed="neither"), str, None],
+        "cache_dir": [str, os.PathLike, None],
+    }
     # what a saved state may hold besides the parameters (the network is rebuilt from
     # ``_network``); ``_required_state`` must all be there when it is fitted
     _required_state = ("data_config_", "weights_id_", "device_", "n_channels_in_", "_input_signature",
                        "_n_features_out", "_spec", "_stage_index")
     _fitted_state = (*_required_state, "_network", "n_features_in_", "feature_names_in_")
 
-    _parameter_constraints: dict = {
-        **IMAGE_PARAMETERS,
-        "stage": [Interval(Integral, None, None, closed="neither"), str, None],
-        "cache_dir": [str, os.PathLike, None],
-        "max_length": [Interval(Integral, 1, None, closed="left"), None],
-    }
+    def _check_own_params(self, params, owner):
+        if params["cache_dir"] is not None and Path(params["cache_dir"]).is_file():
+            raise invalid(owner, "cache_dir", params["cache_dir"], "None or a directory path (this is a file)")
 
-    @restores_on_error
+    @fit_context
     def fit(self, X, y=None):
         """Load the backbone and validate ``X``.
 
@@ -202,7 +204,8 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         Parameters
         ----------
         X : array-like, tensor, list of PIL images or of paths
-            Images (see the module docs for every accepted kind).
+            Images (see the module docs for every accepted kind), or texts for a
+            text backbone.
         y : None
             Ignored.
 
@@ -210,55 +213,22 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         -------
         self : PretrainedFeatureExtractor
         """
-        validate_params(self)
-        if self.cache_dir is not None and Path(self.cache_dir).is_file():
-            raise invalid(self, "cache_dir", "None or a directory path (this is a file)")
-        spec = NetworkSpec.of(self, stage=self.stage)
-        if backbone_modality(self.backbone) == "text":
-            return self._fit_text(X, spec)
-        if self.max_length is not None:
-            raise invalid(self, "max_length", "None with an image backbone (it counts a text model's tokens)")
-        _, signature = validate_images(self, X, spec.inputs)
-        backbone = load_backbone(spec, memo=self.cache)
+        spec = NetworkSpec.of(self.get_params(deep=False))
+        modality = self._modality(spec)
+        _, signature = self._check_input(X, spec)  # fit learns nothing from X: checked only
+        backbone = load_backbone(spec, memo=self.cache, modality=modality.name)
         index = stage_index(spec.stage, backbone, spec.backbone)
-        device = spec.torch_device
-        model, config = _feature_net(spec, backbone, index)
-        pool = model.pool
-        if index == len(backbone.stages) - 1:
-            width = backbone.num_features
-        else:  # an intermediate stage's width is known only by running it
-            with torch.inference_mode():
-                probe = torch.zeros((1, 3, *config.input_size), dtype=torch.uint8, device=device)
-                stage_out = model.trunk(model.preprocess(probe))
-                width = stage_out.shape[1 if pool.feature_format == "NCHW" else -1]
+        model, config = modality.feature_net(spec, backbone, index)
         self.model_ = model
         self.data_config_ = config
         self.weights_id_ = backbone.weights_id
-        self.device_ = device
+        self.device_ = spec.torch_device
         self.n_channels_in_ = signature.n_channels
         self._input_signature = signature
-        self._n_features_out = pool.width(width)
+        self._n_features_out = modality.features_out(model, backbone, index, config)
         self._spec = spec
         self._stage_index = index
-        return self
-
-    def _fit_text(self, X, spec):
-        if self.stage is not None:
-            raise invalid(self, "stage", "None with a text backbone (its last layer, pooled as the model says)")
-        if self.pooling != "avg":
-            raise invalid(self, "pooling", "'avg' with a text backbone, which pools as its model folder says")
-        if self.input_size is not None:
-            raise invalid(self, "input_size", "None with a text backbone (see max_length)")
-        validate_texts(X, type(self).__name__)  # fit learns nothing from the texts: checked only
-        backbone = load_backbone(spec, memo=self.cache, modality="text")
-        self.model_, self.data_config_ = _text_net(spec, backbone, self.max_length)
-        self.weights_id_ = backbone.weights_id
-        self.device_ = spec.torch_device
-        self.n_channels_in_ = None
-        self._input_signature = InputSignature("text")
-        self._n_features_out = backbone.num_features
-        self._spec = spec
-        self._stage_index = len(backbone.stages) - 1
+        self.__dict__.pop("_compiled_trunk", None)  # compiled from the network of an earlier fit
         return self
 
     def transform(self, X):
@@ -267,36 +237,36 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         Parameters
         ----------
         X : array-like, tensor, list of PIL images or of paths
-            Images of the kind seen in ``fit``.
+            Inputs of the kind seen in ``fit``.
 
         Returns
         -------
         features : ndarray of shape (n_samples, n_features_out), float32
         """
         check_is_fitted(self)
-        if self._input_signature.kind == "text":
-            texts = validate_texts(X, type(self).__name__)
-            source = TextSource(texts, self.model_.tokenizer, self.data_config_.max_length)
-            size = None
-        else:
-            source, _ = validate_images(self, X, self._spec.inputs, self._input_signature)
-            size = self.data_config_.input_size
+        spec, config = self._spec, self.data_config_
+        modality = self._modality(spec)
+        checked, _ = self._check_input(X, spec, self._input_signature)
+        source = modality.source(checked, self.model_, config)
         # the configuration now; the weights are hashed only when the key is called
-        key = FeatureKey(self._spec, self.data_config_, self._stage_index, self.model_)
-        batch_size = inference_batch_size(self._spec.batch_size, self.device_, size)
-        wrap = None  # eager
-        if self.compile:
-            # texts compile once per padded length they reach (bucket_lengths), images once
-            shapes = 1 if size is not None else len(bucket_lengths(self.data_config_.max_length))
-            wrap = functools.partial(
-                AutoCompiled, mode=self.compile, owner=self, batch_size=batch_size, shapes=shapes,
-                key=record_key(self._spec, self._stage_index, size or (self.data_config_.max_length,), batch_size),
+        key = FeatureKey(spec, config, self._stage_index, self.model_)
+        batch_size = batch_size_for(spec.batch_size, self.device_, modality.input_size(config))
+        compiler = None  # eager
+        if spec.compile:
+            shapes, size = modality.compile_shapes(config)
+            compiler = AutoCompiler(
+                getattr(self, "_compiled_trunk", None), mode=spec.compile, batch_size=batch_size, shapes=shapes,
+                key=record_key(spec, self._stage_index, size, batch_size),
                 identity=key)  # called only when a compiled trunk is kept or built
-
-        return extract(
+        features = extract(
             self.model_, source, self._n_features_out, batch_size=batch_size, device=self.device_,
-            key=key if self.cache else None, directory=self.cache_dir, verbose=self.verbose, wrap=wrap,
+            key=key if self.cache else None, directory=self.cache_dir, verbose=self.verbose, wrap=compiler,
         )
+        if compiler is not None and compiler.trunk is not None:
+            self._compiled_trunk = compiler.trunk  # kept for the next call
+        elif compiler is not None:
+            self.__dict__.pop("_compiled_trunk", None)
+        return features
 
     # -------------------------------------------------------------- persistence
 
@@ -307,14 +277,11 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         return dump_state(state, state.pop("model_", None))
 
     def __setstate__(self, state):
-        state, network = restore_state(state, type(self))
+        state, network = self._restore(state)
         super().__setstate__(state)
         if network is not None:
             spec = self._spec
-            if self._input_signature.kind == "text":
-                model, _ = _text_net(spec, rebuild_backbone(spec), None, self.data_config_)
-            else:
-                model, _ = _feature_net(spec, rebuild_backbone(spec), self._stage_index, self.data_config_)
+            model, _ = self._modality(spec).feature_net(spec, rebuild_backbone(spec), self._stage_index, self.data_config_)
             load_network_state(model, network, spec.backbone)
             self.model_ = model
 
@@ -323,20 +290,3 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
-
-
-def _feature_net(spec, backbone, index, config=None):
-    """The frozen network from the input to the pooled stage ``index``, on ``spec``'s
-    device and dtype, and its data config."""
-    preprocess, trunk, pool, config = backbone_parts(spec, backbone, index, config)
-    model = FeatureNet(preprocess, trunk, pool).eval().requires_grad_(False).place(spec.torch_device, spec.dtype)
-    return model, config
-
-
-def _text_net(spec, backbone, max_length=None, config=None):
-    """The frozen text encoder with its pooling and tokenizer, on ``spec``'s device and
-    dtype, and its text config (``max_length`` replacing the model's own limit)."""
-    config = config or text_config(backbone, max_length)
-    model = TextFeatureNet(backbone.module, TextPool(config), backbone.tokenizer, config.max_length)
-    model = model.eval().requires_grad_(False).place(spec.torch_device, spec.dtype)
-    return model, config

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Union
 
@@ -148,11 +149,15 @@ def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
     """
     from safetensors import SafetensorError, safe_open
 
-    if os.path.isdir(path):
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model file not found: {str(path)!r}") from None
+    if stat.S_ISDIR(mode):
         raise IsADirectoryError(f"{str(path)!r} is a directory, not a model file (sktransfer.save writes one "
                                 ".safetensors file)")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file not found: {str(path)!r}")
+    if not stat.S_ISREG(mode):  # a pipe would block the reader forever
+        raise ValueError(f"{str(path)!r} is not a regular file (a pipe, socket or device), not a model file")
     try:
         with safe_open(os.fspath(path), framework="np") as f:
             metadata = f.metadata() or {}
@@ -177,10 +182,13 @@ def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
         raise ValueError(f"{path} holds an unknown estimator {header.get('estimator')!r}")
     estimator = cls.__new__(cls)
     try:
-        estimator.__setstate__(_decode(header["state"], tensors))
+        state = _decode(header["state"], tensors)
+        if isinstance(state, dict) and state.get("cache_dir") is not None:
+            state["cache_dir"] = None  # a folder of the machine that saved it (files of older releases)
+        estimator.__setstate__(state)
     except ValueError as exc:
         raise ValueError(f"{path} cannot be loaded: {exc}") from None
-    except (KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+    except (KeyError, TypeError, AttributeError, IndexError, RecursionError, RuntimeError) as exc:
         # a file edited by hand or damaged: say which, not where in the loader it broke
         raise ValueError(f"{path} holds a malformed {cls.__name__} state ({type(exc).__name__}: {exc})") from None
     return estimator

@@ -1,7 +1,7 @@
 """Tools for plugin authors, under the import path scikit-learn users expect
 (as ``sklearn.utils.estimator_checks``): the backbone contract checks of
-:mod:`sktransfer.backbones.checks`."""
+:mod:`sktransfer.checks`."""
 
-from .backbones.checks import BackboneContractError, check_backbone, parametrize_with_backbone_checks
+from .checks import BackboneContractError, check_backbone, parametrize_with_backbone_checks
 
 __all__ = ["BackboneContractError", "check_backbone", "parametrize_with_backbone_checks"]

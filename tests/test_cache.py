@@ -186,9 +186,9 @@ class Counter:
 class Counting(FineTunedClassifier):
     """Counts the images through the first stage over a whole fit."""
 
-    def _build_net(self, spec, backbone, n_classes, config=None):
+    def _network(self, spec, training, backbone, n_outputs, config):
         self.stem_counter_ = Counter(backbone.module.stem)
-        return super()._build_net(spec, backbone, n_classes, config)
+        return super()._network(spec, training, backbone, n_outputs, config)
 
 
 # with a random head, the frozen part runs once over the 48 images, whether it ends in
@@ -292,7 +292,7 @@ def test_stored_stage_outputs_stop_at_the_memory_budget(uint8_images):
     from sktransfer.data.inputs import validate_images
 
     extractor = PretrainedFeatureExtractor(TINY).fit(uint8_images)
-    source, _ = validate_images(extractor, uint8_images, extractor._spec.inputs)
+    source, _ = validate_images(uint8_images, extractor._spec.inputs, owner="PretrainedFeatureExtractor")
     options = {"batch_size": 4, "device": torch.device("cpu")}
     full = run(extractor.model_, source, np.arange(12), **options)
     assert full.shape == (12, 16)

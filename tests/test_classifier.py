@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from sktransfer import FineTunedClassifier, get_backbone
-from sktransfer.training.net import lr_factor
+from sktransfer.training.schedule import lr_factor
 
 from .conftest import TINY
 

@@ -135,7 +135,7 @@ def test_a_fitted_estimator_pickles_without_its_data_and_frees_its_network(data)
 
 
 def test_workers_spread_over_the_gpus_and_resolve_auto_on_their_machine(client):
-    from sktransfer.engine.device import resolve_device, worker_gpu_index
+    from sktransfer.fitting.device import resolve_device, worker_gpu_index
 
     assert [worker_gpu_index(i, 4) for i in range(6)] == [0, 1, 2, 3, 0, 1]
     assert worker_gpu_index("gpu-worker-a", 3) == worker_gpu_index("gpu-worker-a", 3) < 3

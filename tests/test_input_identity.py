@@ -103,6 +103,22 @@ def test_sixteen_bit_pgm_and_tiff_files(tmp_path, rng):
     np.testing.assert_allclose(features([tiff]), want, atol=1e-6)
 
 
+def test_sixteen_bit_colour_files_are_within_one_level_of_the_rule(tmp_path, rng):
+    values = rng.integers(0, 65536, (16, 16, 3), dtype=np.uint16)
+    path = tmp_path / "deep.ppm"
+    path.write_bytes(b"P6 16 16 65535\n" + values.astype(">u2").tobytes())
+    decoded = pil_to_rgb(Image.open(path))  # Pillow's own 16-to-8-bit conversion
+    assert np.abs(decoded.astype(int) - np.rint(values / 257)).max() <= 1  # the arrays' rule, within a level
+    np.testing.assert_allclose(features([str(path)]), reference(decoded[None]), atol=1e-6)
+
+
+def test_big_endian_arrays_are_their_values(rng):
+    values = rng.integers(0, 65536, (2, 16, 16, 3), dtype=np.uint16)
+    np.testing.assert_array_equal(features(values.astype(">u2")), features(values))
+    floats = rng.random((2, 16, 16, 3))
+    np.testing.assert_allclose(features(floats.astype(">f4")), features(floats.astype(np.float32)), atol=1e-6)
+
+
 def test_float_images_follow_value_range(tmp_path, rng):
     values = rng.random((16, 16), dtype=np.float32)
     image = Image.fromarray(values)
@@ -296,10 +312,15 @@ def two_classes(tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
 def test_a_link_loop_in_a_class_folder_reads_no_image_twice(two_classes):
     os.symlink("..", two_classes / "a" / "up")
-    with pytest.warns(UserWarning, match=r"1 path\(s\) under .* skipped: '.*a/up' \(a link back into"):
+    with pytest.warns(UserWarning, match=r"1 path\(s\) under .* skipped: '.*a/up' \(a loop: a link to a folder that holds it"):
         data = load_image_folder(two_classes)
     assert np.bincount(data.target).tolist() == [2, 2]
     assert all("/up/" not in p for p in data.paths)
+    # a class folder on its own (the command line's extract and predict): the loop is skipped too
+    from sktransfer.data.files import find_images
+
+    with pytest.warns(UserWarning, match="a loop"):
+        assert [os.path.basename(p) for p in find_images(two_classes / "a")] == ["0.png", "1.png"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
@@ -399,12 +420,12 @@ def test_the_cache_steps_aside_where_checking_costs_more_than_computing(uint8_im
     costs = feature_cache._costs[(configuration, "array")]
     assert costs["calls"] == 1 and costs["looked"] == 12 and costs["computed"] == 12 and costs["hits"] == 0
     assert costs["overhead"] > 0 and costs["compute"] > 0  # both measured by the first call
-    assert feature_cache.pays(configuration, "array")
+    assert feature_cache.use(configuration, "array")
     feature_cache.clear()
     # checking costs what computing does (1 ms an image): no hit can pay for it
     for _ in range(3):
         feature_cache.measured(configuration, "array", looked=400, hits=200, overhead=0.4, computed=200, compute=0.2)
-    assert not feature_cache.pays(configuration, "array")
+    assert not feature_cache.use(configuration, "array")
     before = feature_cache.stats()
     np.testing.assert_array_equal(extractor.transform(uint8_images), want)
     assert feature_cache.stats() == before  # not looked up, not stored
@@ -417,19 +438,21 @@ def test_the_cache_steps_aside_where_checking_costs_more_than_computing(uint8_im
     feature_cache.clear()
     for _ in range(2):
         feature_cache.measured(configuration, "array", looked=400, hits=0, overhead=0.04, computed=400, compute=0.4)
-    assert feature_cache.pays(configuration, "array")  # still on trial
+    assert feature_cache.use(configuration, "array")  # still on trial
     feature_cache.measured(configuration, "array", looked=400, hits=0, overhead=0.04, computed=400, compute=0.4)
-    assert not feature_cache.pays(configuration, "array")
+    # ... and tries again on the 8th call, then the 16th after it: later hits still count
+    assert [feature_cache.use(configuration, "array") for _ in range(8 + 16)] == (
+        [False] * 7 + [True] + [False] * 15 + [True])
     # ... but the same costs with the hits of a cross-validation (a third) pay: it stays
     feature_cache.clear()
     for _ in range(3):
         feature_cache.measured(configuration, "array", looked=600, hits=200, overhead=0.06, computed=400, compute=0.4)
-    assert feature_cache.pays(configuration, "array")
+    assert feature_cache.use(configuration, "array")
     # and a cache that costs under 2 % of the computing stays without a hit
     feature_cache.clear()
     for _ in range(5):
         feature_cache.measured(configuration, "array", looked=400, hits=0, overhead=0.004, computed=400, compute=0.4)
-    assert feature_cache.pays(configuration, "array")
+    assert feature_cache.use(configuration, "array")
     extractor.transform(uint8_images)
     assert feature_cache.stats()["misses"] == len(uint8_images)
 

@@ -345,7 +345,7 @@ def test_saved_models_rebuild_the_architecture_their_weights_need():
     from sktransfer.persistence.state import rebuild_backbone
 
     for weights, tokens in (("IMAGENET1K_SWAG_E2E_V1", 577), ("IMAGENET1K_V1", 197)):
-        spec = NetworkSpec.of(PretrainedFeatureExtractor("vit_b_16", weights=weights, device="cpu"))
+        spec = NetworkSpec.of(PretrainedFeatureExtractor("vit_b_16", weights=weights, device="cpu").get_params())
         with torch.device("meta"):
             module = rebuild_backbone(spec).module
         assert dict(module.named_parameters())["embedding.pos_embedding"].shape[1] == tokens

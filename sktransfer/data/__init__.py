@@ -1,5 +1,7 @@
 """Inputs on their way to a network (internal: no stable API).
 
-``inputs`` validates every accepted kind of input and reads it in batches;
-``loader`` carries those batches to the device, reading ahead.
+``inputs`` classifies and validates every accepted kind of image input into a source;
+``decoding`` turns files and PIL images into the pixels the network sees (and keys them);
+``sources`` reads batches (the one ``Source`` protocol); ``text`` holds texts; ``files``
+finds image files under folders; ``loader`` carries batches to the device, reading ahead.
 """

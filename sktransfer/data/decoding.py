@@ -7,21 +7,26 @@ One rule for every image input (the user guide's "What counts as the same image"
   so an image already transposed is not turned twice.
 * **8-bit modes** become RGB through PIL: a palette image through its own palette,
   alpha (and a palette's transparency) dropped, CMYK, YCbCr, LAB and HSV converted.
-* **16-bit** pixels (``uint16`` arrays and tensors, PIL modes ``I;16*``, 16-bit PNG
-  and TIFF files, PGM/PPM files with more than 8 bits, which PIL scales to 16 bits)
-  become 8-bit as ``round(value / 257)``: 65535 is 255, 257 is 1.
+* **16-bit** pixels (``uint16`` arrays and tensors, PIL modes ``I;16*``, 16-bit
+  grayscale PNG and TIFF files, PGM files with more than 8 bits, which PIL scales to
+  16 bits) become 8-bit as ``round(value / 257)``: 65535 is 255, 257 is 1. 16-bit
+  *colour* files (RGB/RGBA PNG, TIFF, PPM) are the one exception: Pillow decodes them
+  to 8 bits itself (the high byte of PNG and TIFF samples, a rescaling of PPM ones),
+  within one level of ``value / 257``.
 * **Other integer** pixels (``int32`` PIL mode ``I``, ``int64`` arrays...) must lie
   in ``[0, 255]``; anything else is refused, never clipped.
 * **Float** pixels (PIL mode ``F``, float arrays) lie in ``value_range`` (default
   ``[0, 1]``) and are rescaled from it; NaN, infinity and values outside it are
   refused. Float arrays keep their precision; files and PIL images are decoded to
-  8-bit RGB (``round(255 * x)``), as every other decoded image.
-* A **multi-frame** file (animated GIF, multi-page TIFF) is its first frame.
+  8-bit RGB (``round(255 * x)``), as every other decoded image, so they need a range:
+  with ``value_range=None`` (floats used as they are, for arrays) it is ``[0, 1]``.
+* A **multi-frame** file (animated GIF, multi-page TIFF) is its first frame; a PIL
+  image passed in is used at the frame it is on.
 
 The digest that keys an image in the feature cache is taken from the same thing:
-the bytes of a file as read for decoding (one read, hashed and decoded), the
-decoded RGB pixels of a PIL image, and the raw values, dtype, shape and layout of
-an array.
+the bytes of a file (the features computed from a read are stored under the digest
+of the bytes that read decoded), the decoded RGB pixels of a PIL image, and the raw
+values, dtype, shape and layout of an array.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ DIGEST_BYTES = 16
 DECODING_RULES = 2
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+_ORIENTATION = 0x0112  # the EXIF tag
 
 
 def digest(tag: bytes, data) -> bytes:
@@ -78,7 +84,7 @@ def pil_to_rgb(image: Image.Image, value_range=(0.0, 1.0)) -> np.ndarray:
     """
     # PGM/PPM files with more than 8 bits open as "I", scaled by PIL to 16 bits
     sixteen = image.mode in _SIXTEEN_BIT or (image.mode == "I" and image.format == "PPM")
-    if image.getexif().get(ImageOps.ExifTags.Base.Orientation, 1) != 1:
+    if image.getexif().get(_ORIENTATION, 1) != 1:
         image = ImageOps.exif_transpose(image)
     mode = image.mode
     if sixteen or mode in ("I", "F"):
@@ -90,20 +96,17 @@ def pil_to_rgb(image: Image.Image, value_range=(0.0, 1.0)) -> np.ndarray:
                 f"its 32-bit integer pixels (PIL mode 'I') lie in [{values.min()}, {values.max()}], outside "
                 "[0, 255]; pass 16-bit data as PIL mode 'I;16' or a uint16 array"
             )
-        if sixteen and (values.min() < 0 or values.max() > 65535):
-            raise ValueError(f"its 16-bit pixels lie in [{values.min()}, {values.max()}], outside [0, 65535]")
         return _gray_to_rgb(sixteen_to_eight(values) if sixteen else values.astype(np.uint8))
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")  # through the palette's alpha, as PIL advises; then dropped
     try:
         return np.array(image.convert("RGB"))  # writable: torch refuses read-only buffers
-    except ValueError as exc:  # modes PIL cannot convert ("La", "RGBa"...)
+    except ValueError as exc:  # modes PIL cannot convert ("La"...)
         raise ValueError(f"its PIL mode {mode!r} cannot be converted to RGB ({exc})") from None
 
 
-def pil_digest(image: Image.Image, value_range=(0.0, 1.0)) -> bytes:
-    """The digest of what the network sees of a PIL image: its decoded RGB pixels."""
-    rgb = pil_to_rgb(image, value_range)
+def digest_rgb(rgb: np.ndarray) -> bytes:
+    """The digest of decoded RGB pixels (what the network sees of a PIL image)."""
     return digest(f"rgb8:{rgb.shape}".encode(), np.ascontiguousarray(rgb).data)
 
 
@@ -156,13 +159,20 @@ def decode_file(path, index, value_range=(0.0, 1.0)) -> tuple[np.ndarray, bytes]
             f"X[{index}]: image file {str(path)!r} is too large to decode safely ({exc}); raise "
             "PIL.Image.MAX_IMAGE_PIXELS only for files you trust"
         ) from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"X[{index}]: cannot read image file {str(path)!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- decoders raise SyntaxError, EOFError, struct.error...
+        raise ValueError(f"X[{index}]: cannot read image file {str(path)!r}: {_reason(exc)}") from exc
 
 
 def decode_pil(image: Image.Image, index, value_range=(0.0, 1.0)) -> np.ndarray:
     """PIL image ``X[index]`` as an ``(H, W, 3)`` uint8 array."""
     try:
         return pil_to_rgb(image, value_range)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"X[{index}]: cannot use PIL image: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- a lazily loaded image's decoder can raise anything
+        raise ValueError(f"X[{index}]: cannot use PIL image: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """An exception's message, with its type unless it is one of the usual ones."""
+    if isinstance(exc, (UnidentifiedImageError, OSError, ValueError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -22,10 +22,12 @@ class ImageWalk:
     """Image files found under folders, links followed, each real folder entered once and
     each real file listed once.
 
-    A link that loops (``ln -s .. a/up``), a second link to a folder already walked, a file
-    reached again under another name, and, with ``homes``, a link from one home into
-    another's folder (a class folder into another class's) are skipped and recorded in
-    ``skipped`` as ``(path, reason)``: never read twice, never under the wrong label.
+    A link that loops (``ln -s .. a/up``, a link to any folder that holds it), a second
+    path to a folder already walked, a file reached again through a link, a broken link,
+    and, with homes (:meth:`claim`), a link from one home into another's folder (a class
+    folder into another class's) are skipped and recorded in ``skipped`` as
+    ``(path, reason)``: never read twice, never under the wrong label. (Hard links are
+    separate files: nothing marks them as one.)
 
     Parameters
     ----------
@@ -61,13 +63,16 @@ class ImageWalk:
 
     def images(self, folder, recursive: bool = True) -> list[str]:
         """The image files under ``folder`` (recursively unless not ``recursive``), sorted
-        by path; hidden files and folders (names starting with ``"."``) are skipped."""
+        by path; hidden files and folders (names starting with ``"."``) are skipped.
+
+        Real paths are resolved only for links (a plain entry's is its folder's, joined):
+        walking costs no system call per file beyond listing its folder."""
         home = os.path.realpath(folder)
         found: list[str] = []
-        stack = [str(folder)]
+        stack = [(str(folder), home)]
         self.entered.add(home)
         while stack:
-            current = stack.pop()
+            current, current_real = stack.pop()
             try:
                 entries = sorted(os.scandir(current), key=lambda e: e.name)
             except OSError as exc:
@@ -78,24 +83,26 @@ class ImageWalk:
                 if not _visible(entry.name):
                     continue
                 path = os.path.join(current, entry.name)
+                link = entry.is_symlink()
+                real = os.path.realpath(path) if link else os.path.join(current_real, entry.name)
                 if entry.is_dir():  # follows links
                     if not recursive:
                         continue
-                    real = os.path.realpath(path)
-                    why = self._elsewhere(real, home)
+                    why = None
+                    if link:
+                        why = ("a loop: a link to a folder that holds it" if _inside(home, real)
+                               else self._elsewhere(real, home))
                     if why is None and real in self.entered:
-                        why = "a link to a folder already walked (a loop)"
+                        why = "a link to a folder already walked" if link else "a folder already walked through a link"
                     if why is not None:
                         self.skipped.append((path, why))
                         continue
                     self.entered.add(real)
-                    subfolders.append(path)
+                    subfolders.append((path, real))
                 elif entry.name.lower().endswith(self.suffixes):
-                    real = os.path.realpath(path)
-                    if not os.path.exists(real):
-                        self.skipped.append((path, "a broken link"))
-                        continue
-                    why = self._elsewhere(real, home)
+                    why = None
+                    if link:
+                        why = "a broken link" if not os.path.exists(real) else self._elsewhere(real, home)
                     if why is None and real in self.listed:
                         why = f"the same file as {self.listed[real]!r}"
                     if why is not None:

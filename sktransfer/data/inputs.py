@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import narwhals.stable.v1 as nw
 import numpy as np
@@ -125,6 +125,8 @@ def _check_values(x, is_float, value_range):
 def image_array_source(x, options: InputOptions, what="array") -> ImageSource:
     """Validate a numpy array or torch tensor of images (3-D or 4-D)."""
     is_tensor = torch.is_tensor(x)
+    if not is_tensor and not x.dtype.isnative:  # big-endian data (a FITS or PGM file read raw, say)
+        x = x.astype(x.dtype.newbyteorder("="))
     kind = _dtype_kind(x)
     if kind == "c":
         raise ValueError("Complex data not supported: images must be real-valued")
@@ -339,6 +341,8 @@ class InputSignature:
         The shape of one image as given (e.g. ``(H, W, C)``), for arrays.
     n_channels : int or None
         Channels the network received (1 or 3); None for files.
+    n_features : int or None
+        Pixel values per row, for 2-D rows.
     """
 
     kind: str
@@ -346,6 +350,7 @@ class InputSignature:
     channels_last: bool = False
     image_shape: tuple = ()
     n_channels: Optional[int] = None
+    n_features: Optional[int] = None
 
 
 def _one_image_error(fitted: InputSignature, X, options: InputOptions, what: str, fitted_on: str) -> None:
@@ -375,25 +380,26 @@ def _one_image_error(fitted: InputSignature, X, options: InputOptions, what: str
         )
 
 
-def validate_images(estimator, X, options: InputOptions, fitted: Optional[InputSignature] = None, *,
-                    what: str = "X"):
+def validate_images(X, options: InputOptions, fitted: Optional[InputSignature] = None, *, owner: str,
+                    what: str = "X", rows: Optional[Callable] = None):
     """Validate ``X`` as images read with ``options``.
 
-    In ``fit`` (``fitted`` is None) describes ``X``; afterwards checks ``X``
-    against ``fitted``. ``estimator`` is used only as scikit-learn's
-    ``validate_data`` uses it, for 2-D rows (``n_features_in_``,
-    ``feature_names_in_``). ``what`` names the input in messages: a
-    validation set (``"X_val"``) is checked against the training ``X``.
+    In ``fit`` (``fitted`` is None) describes ``X``; afterwards checks ``X`` against
+    ``fitted``. ``owner`` (the estimator's class name) and ``what`` (``"X"``, or
+    ``"X_val"`` for a validation set, checked against the training ``X``) name the
+    input in messages. ``rows``, when given, validates 2-D tables of pixels as the
+    estimator records them (scikit-learn's ``validate_data``, which keeps
+    ``n_features_in_`` and ``feature_names_in_``); without it they are checked as
+    numeric arrays.
 
     Returns
     -------
     source : ImageSource
     signature : InputSignature
     """
-    from sklearn.utils.validation import validate_data
+    from sklearn.utils import check_array
 
-    name = type(estimator).__name__
-    fitted_on = f"{name} was fitted on" if what == "X" else "X holds"
+    fitted_on = f"{owner} was fitted on" if what == "X" else "X holds"
     paths = path_column(X)
     X = _as_array(X) if paths is None else paths
     if fitted is not None:
@@ -406,18 +412,13 @@ def validate_images(estimator, X, options: InputOptions, fitted: Optional[InputS
     tabular = is_tabular(X)
     if fitted is not None and fitted.kind == "rows" and not tabular:
         raise ValueError(
-            f"{fitted_on} 2-D rows of {estimator.n_features_in_} pixel values; "
-            "pass the same kind of input"
+            f"{fitted_on} 2-D rows of {fitted.n_features} pixel values; pass the same kind of input"
         )
     if tabular:
-        rows = validate_data(estimator, X, reset=fitted is None, dtype="numeric", accept_sparse=False)
-        source = image_array_source(unflatten(rows, options), options)
-        signature = InputSignature("rows", n_channels=source.n_channels)
+        table = (rows or (lambda t: check_array(t, dtype="numeric", accept_sparse=False)))(X)
+        source = image_array_source(unflatten(table, options), options)
+        signature = InputSignature("rows", n_channels=source.n_channels, n_features=table.shape[1])
     else:
-        if fitted is None:
-            for attr in ("n_features_in_", "feature_names_in_"):
-                if hasattr(estimator, attr):
-                    delattr(estimator, attr)
         source = image_source(X, options)
         if source.kind in ("array", "tensor"):
             signature = InputSignature("array", X.ndim, source.channels_last, tuple(X.shape[1:]),

@@ -29,11 +29,11 @@ from typing import Protocol, Sequence, Union
 import numpy as np
 import torch
 
-from .decoding import decode_file, decode_pil, digest, pil_digest, read_file, sixteen_to_eight
+from .decoding import decode_file, decode_pil, digest, digest_rgb, read_file, sixteen_to_eight
 
 # Samples hashed per task of the shared pool.
 _SCAN_CHUNK = 256
-# Arrays up to this size are hashed on the calling thread (about 4 ms at 1 GB/s).
+# Arrays up to this size are hashed on the calling thread.
 _INLINE_BYTES = 4 << 20
 # Decoding and hashing release the GIL: one shared pool sized to the machine.
 _WORKERS = min(32, (os.cpu_count() or 1) + 4)
@@ -54,7 +54,8 @@ Batch = Union[torch.Tensor, list]
 
 
 class Source(Protocol):
-    """What every source provides (see the module's docs)."""
+    """What every source provides (see the module's docs); the feature cache also calls
+    ``digests()`` and ``keyed()`` on the sources it keys (images and texts)."""
 
     kind: str
 
@@ -169,7 +170,7 @@ class ImageSource:
 
             starts = range(0, len(items), _SCAN_CHUNK)
             # small inputs inline: pool threads would wait on cores that torch's OpenMP
-            # threads still spin on after the last forward pass (seen: 230 ms for 250 KB)
+            # threads still spin on after the last forward pass (benchmarks/bench_cache.py)
             parts = workers().map(chunk_digests, starts) if _nbytes(items) > _INLINE_BYTES else map(chunk_digests, starts)
             return [d for part in parts for d in part]
         found = list(workers().map(self._file_digest if self.kind == "paths" else self._pil_digest,
@@ -189,9 +190,9 @@ class ImageSource:
     def _pil_digest(self, index):
         """The digest of PIL image ``index``'s decoded pixels, or the exception that names why not."""
         try:
-            return pil_digest(self.items[index], self.value_range)
+            return digest_rgb(decode_pil(self.items[index], index, self.value_range))
         except (OSError, ValueError) as exc:
-            return ValueError(f"X[{index}]: cannot use PIL image: {exc}")
+            return exc
 
 
 def _nbytes(items) -> int:

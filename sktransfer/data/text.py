@@ -49,8 +49,9 @@ def _items(X, name: str) -> list:
     )
 
 
-def validate_texts(X, name: str) -> list[str]:
-    """The texts of ``X``; an error naming the first bad item's index otherwise."""
+def validate_texts(X, name: str, what: str = "X") -> list[str]:
+    """The texts of ``X`` (called ``what`` in messages, for ``name``); an error naming the
+    first bad item's index otherwise."""
     texts = _items(X, name)
     if not texts:
         raise ValueError("Found 0 texts (an empty input) while a minimum of 1 is required.")
@@ -59,11 +60,11 @@ def validate_texts(X, name: str) -> list[str]:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise ValueError(f"X[{i}] is not valid Unicode text ({exc.reason} at {exc.start})") from None
+                raise ValueError(f"{what}[{i}] is not valid Unicode text ({exc.reason} at {exc.start})") from None
             continue
         if item is None or (isinstance(item, float) and math.isnan(item)) or type(item).__name__ == "NAType":
-            raise ValueError(f"X[{i}] is missing ({item!r}); fill or drop missing texts first")
-        raise TypeError(f"X[{i}] is a {type(item).__name__}, not a string; texts must be str")
+            raise ValueError(f"{what}[{i}] is missing ({item!r}); fill or drop missing texts first")
+        raise TypeError(f"{what}[{i}] is a {type(item).__name__}, not a string; texts must be str")
     return texts
 
 

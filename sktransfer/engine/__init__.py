@@ -2,11 +2,10 @@
 
 - :mod:`.features`: the one feature path of every estimator (``extract``, ``run``);
 - :mod:`.cache`: the verified, content-keyed feature cache;
-- :mod:`.device`: the device, precision and batch size a network runs at;
+- :mod:`.budgets`: batch sizes, and the memory stored outputs may take;
 - :mod:`.backoff`: out-of-memory back-off, in pieces of a batch;
 - :mod:`.compile`: ``compile="auto"``;
 - :mod:`.progress`: progress display.
 
-Imports from :mod:`sktransfer.data`, :mod:`sktransfer.nn` and :mod:`sktransfer.persistence`
-only; never from the estimators.
+Imports from :mod:`sktransfer.data` and :mod:`sktransfer.persistence` only.
 """

@@ -28,7 +28,7 @@ or has a row that does not match its checksum is discarded (deleted, with a
 warning naming the file) and its rows computed again. The cache also steps
 aside, for a configuration, when checking it costs more per image than the
 network takes to compute one (a tiny network, a fast GPU), or a noticeable share
-of it that the hits so far have not paid back (:meth:`FeatureCache.pays`).
+of it that the hits so far have not paid back (:meth:`FeatureCache.use`).
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ CACHE_FORMAT = 2
 #: Calls, and images, of a configuration measured before the cache may step aside.
 TRIAL_CALLS = 3
 TRIAL_IMAGES = 1000
+#: Calls stepped aside (for want of hits) before the cache tries again; doubles each time.
+RETRY_CALLS = 8
 
 
 def _tensor_digest(item) -> bytes:
@@ -79,8 +81,8 @@ _fingerprints_lock = threading.Lock()
 def weights_fingerprint(module: nn.Module) -> str:
     """A digest of every parameter and buffer of ``module``: name, dtype, shape, bytes.
 
-    Hashing costs about 40 ms for ResNet-18 and 300 ms for ResNet-50 on two CPU
-    cores (SHA-1 per tensor, in parallel), so the digest is kept and reused
+    Hashing a network's weights (SHA-1 per tensor, in parallel) costs tens to
+    hundreds of milliseconds on a CPU, so the digest is kept and reused
     while every tensor is the same object, at the same address, with the same
     autograd version counter: replacing, casting, moving, loading a state dict
     or writing in place (under ``torch.no_grad()``) all count as a change.
@@ -214,16 +216,6 @@ def _chunk_files(folder: Path, name: str) -> tuple:
     return folder / f"{name}.features.npy", folder / f"{name}.digests.npy"
 
 
-def _discard(folder: Path, name: str, reason: str) -> None:
-    """Warn that a chunk is damaged, naming its file, and delete it."""
-    features, digests = _chunk_files(folder, name)
-    warnings.warn(f"feature cache file {str(features)!r} is damaged ({reason}); it is discarded and "
-                  "its rows are computed again", RuntimeWarning, stacklevel=2)
-    for path in (digests, features):  # the digests first: a chunk is complete only with both
-        with suppress(OSError):
-            path.unlink()
-
-
 class FeatureCache:
     """Per-image feature rows, least recently used evicted beyond ``max_bytes``.
 
@@ -250,6 +242,7 @@ class FeatureCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self._disk_index: dict = {}
+        self._set_aside_chunks: set = set()  # chunk files damaged or unreadable, not read again here
         self._costs: dict = {}
         self.hits = self.misses = self.computed = 0
 
@@ -272,18 +265,21 @@ class FeatureCache:
             self._rows.clear()
             self._bytes = 0
             self._disk_index.clear()
+            self._set_aside_chunks.clear()
             self._costs.clear()
             self.hits = self.misses = self.computed = 0
 
-    def pays(self, configuration: str, kind: str) -> bool:
-        """Whether checking the cache is worth it for inputs of ``kind`` under ``configuration``.
+    def use(self, configuration: str, kind: str) -> bool:
+        """Whether a call with inputs of ``kind`` under ``configuration`` uses the cache.
 
         After a trial of :data:`TRIAL_CALLS` calls and :data:`TRIAL_IMAGES` images,
         the cache steps aside when checking and storing an image has cost at least
-        what the network takes to compute one (no hit can pay for it), or more than
+        what the network takes to compute one (no hit can pay for that), or more than
         2 % of it without the hits so far paying for it (``hit rate x compute <
-        overhead``). A ``cache_dir`` is never stepped aside: its rows serve later
-        sessions too.
+        overhead``). Stepped aside for want of hits, it tries again on the 8th call,
+        then the 16th after that, the 32nd...: hits that come later (a grid search
+        after a few new inputs) still count, at a cost that shrinks to nothing. (A
+        ``cache_dir`` is never stepped aside: its rows serve later sessions too.)
 
         Parameters
         ----------
@@ -294,20 +290,27 @@ class FeatureCache:
 
         Returns
         -------
-        pays : bool
+        use : bool
         """
-        costs = self._costs.get((configuration, kind))
-        if costs is None or costs["calls"] < TRIAL_CALLS or costs["looked"] < TRIAL_IMAGES:
+        with self._lock:
+            costs = self._costs.get((configuration, kind))
+            if costs is None or costs["calls"] < TRIAL_CALLS or costs["looked"] < TRIAL_IMAGES:
+                return True
+            overhead = costs["overhead"] / costs["looked"]
+            compute = costs["compute"] / max(costs["computed"], 1)
+            if overhead >= compute:
+                return False
+            if overhead <= 0.02 * compute or costs["hits"] / costs["looked"] * compute > overhead:
+                return True
+            costs["aside"] += 1
+            if costs["aside"] < costs["retry"]:
+                return False
+            costs["aside"], costs["retry"] = 0, costs["retry"] * 2
             return True
-        overhead = costs["overhead"] / costs["looked"]
-        compute = costs["compute"] / max(costs["computed"], 1)
-        if overhead >= compute:
-            return False
-        return overhead <= 0.02 * compute or costs["hits"] / costs["looked"] * compute > overhead
 
     def measured(self, configuration: str, kind: str, looked: int, hits: int, overhead: float, computed: int,
                  compute: float) -> None:
-        """Add what a call cost to the tally :meth:`pays` reads.
+        """Add what a call cost to the tally :meth:`use` reads.
 
         Parameters
         ----------
@@ -325,8 +328,9 @@ class FeatureCache:
             Seconds the network took for them.
         """
         with self._lock:
-            costs = self._costs.setdefault((configuration, kind), dict.fromkeys(
-                ("calls", "looked", "hits", "overhead", "computed", "compute"), 0))
+            costs = self._costs.setdefault((configuration, kind), dict(
+                dict.fromkeys(("calls", "looked", "hits", "overhead", "computed", "compute", "aside"), 0),
+                retry=RETRY_CALLS))
             for name, value in (("calls", 1), ("looked", looked), ("hits", hits), ("overhead", overhead),
                                 ("computed", computed), ("compute", compute)):
                 costs[name] += value
@@ -376,11 +380,12 @@ class FeatureCache:
             try:
                 values = chunk.read([row for row, _ in pairs])
             except FileNotFoundError:  # discarded, or cleaned up, by another process
-                self._forget(directory, key, chunk)
                 continue
-            except (DamagedChunk, OSError) as exc:
-                self._forget(directory, key, chunk)
-                _discard(chunk.features.parent, chunk.name, str(exc))
+            except DamagedChunk as exc:
+                self._set_aside(chunk.features.parent, chunk.name, str(exc), damaged=True)
+                continue
+            except OSError as exc:  # unreadable here and now (permissions, I/O): not deleted
+                self._set_aside(chunk.features.parent, chunk.name, exc.strerror or str(exc), damaged=False)
                 continue
             for (_, i), value in zip(pairs, values):
                 rows[i] = value
@@ -441,7 +446,8 @@ class FeatureCache:
         folder = Path(directory) / key
         if not folder.is_dir():
             return {}
-        names = sorted(p.name[: -len(".digests.npy")] for p in folder.glob("*.digests.npy"))
+        names = sorted(name for name in (p.name[: -len(".digests.npy")] for p in folder.glob("*.digests.npy"))
+                       if str(_chunk_files(folder, name)[0]) not in self._set_aside_chunks)
         cached = self._disk_index.get(folder)
         if cached is not None and cached[0] == names:
             return cached[1]
@@ -452,19 +458,28 @@ class FeatureCache:
             except FileNotFoundError:  # discarded by another process since the listing
                 continue
             except DamagedChunk as exc:
-                _discard(folder, name, str(exc))
+                self._set_aside(folder, name, str(exc), damaged=True)
                 continue
             for row, digest in enumerate(chunk.image_digests):
                 index[digest] = (chunk, row)
         self._disk_index[folder] = (names, index)
         return index
 
-    def _forget(self, directory, key, chunk) -> None:
-        """Drop ``chunk`` from the index of ``directory/key`` (it was found damaged)."""
-        cached = self._disk_index.get(Path(directory) / key)
-        if cached is not None:
-            index = {d: entry for d, entry in cached[1].items() if entry[0] is not chunk}
-            self._disk_index[Path(directory) / key] = ([n for n in cached[0] if n != chunk.name], index)
+    def _set_aside(self, folder: Path, name: str, reason: str, damaged: bool) -> None:
+        """Stop reading a chunk in this process, with a warning naming its file; a damaged
+        one is deleted (its rows are computed again and stored anew), an unreadable one
+        (permissions, an I/O error) is left for others."""
+        features, digests = _chunk_files(folder, name)
+        self._set_aside_chunks.add(str(features))
+        if damaged:
+            warnings.warn(f"feature cache file {str(features)!r} is damaged ({reason}); it is discarded and "
+                          "its rows are computed again", RuntimeWarning, stacklevel=5)
+            for path in (digests, features):  # the digests first: a chunk is complete only with both
+                with suppress(OSError):
+                    path.unlink()
+        else:
+            warnings.warn(f"feature cache file {str(features)!r} cannot be read ({reason}); its rows are "
+                          "computed again", RuntimeWarning, stacklevel=5)
 
 
 feature_cache = FeatureCache()

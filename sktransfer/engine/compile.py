@@ -37,12 +37,11 @@ from torch import nn
 from ..persistence.atomic import atomic_path
 
 #: Steady-state speed-up assumed from compiling a frozen backbone, by device type, until
-#: a record says what it was for that network (2-core CPU, 112 px, inductor with
-#: freezing: ResNet-18 1.06-1.11x, EfficientNet-Lite0 1.22-1.41x; H200, ResNet-18 fp16
-#: at 224 px with CUDA graphs: 1.64x).
+#: a record says what it was for that network (the measured ones: ``transform`` rows of
+#: benchmarks/results/*.json).
 EXPECTED_SPEEDUP = {"cpu": 1.2, "cuda": 1.5}
-#: Seconds a first compile is assumed to take when no record says otherwise (2-core
-#: CPU: 13-38 s; GPUs compile faster but autotune more).
+#: Seconds a first compile is assumed to take when no record says otherwise (GPUs
+#: compile faster but autotune more).
 COLD_COMPILE_SECONDS = {"cpu": 40.0, "cuda": 60.0}
 #: Below this many batches, never compile: the timing batches alone are most of the work.
 MIN_BATCHES = 8
@@ -119,6 +118,33 @@ def write_record(key: str, **figures: float) -> None:
         pass
 
 
+class AutoCompiler:
+    """Makes the :class:`AutoCompiled` runner of one ``transform`` call (``extract``'s
+    ``wrap``), and tells the caller which compiled trunk to keep afterwards.
+
+    Parameters
+    ----------
+    kept : module or None
+        The compiled trunk of an earlier call.
+    **settings
+        The keyword arguments of :class:`AutoCompiled` but ``kept``.
+    """
+
+    def __init__(self, kept=None, **settings):
+        self.settings = settings
+        self.runner = None
+        self.kept = kept
+
+    def __call__(self, model, images: int) -> "AutoCompiled":
+        self.runner = AutoCompiled(model, images, kept=self.kept, **self.settings)
+        return self.runner
+
+    @property
+    def trunk(self):
+        """The compiled trunk to keep: the runner's, or the earlier one when nothing ran."""
+        return self.kept if self.runner is None else self.runner.trunk
+
+
 def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
     """``t`` grown to ``rows`` rows with copies of its first (a valid input whatever the
     modality; the outputs of the copies are dropped)."""
@@ -173,8 +199,9 @@ class AutoCompiled:
     images : int
         The images (or texts) this call runs.
     mode : bool or "auto"
-    owner : object
-        Keeps the compiled trunk (``owner._compiled_trunk``) for later calls.
+    kept : module or None
+        The compiled trunk an earlier call ended with (its ``trunk``), reused when it was
+        compiled from the same network and weights at the same batch size.
     key : str
         Names the network and shapes in the compile-time records.
     identity : callable
@@ -185,11 +212,17 @@ class AutoCompiled:
     shapes : int, default=1
         How many input shapes the call may compile (text buckets): the compile time
         estimate counts each.
+
+    Attributes
+    ----------
+    trunk : module or None
+        The compiled trunk this call runs (or ran) with: what the caller keeps for
+        its next call. None when it runs eagerly.
     """
 
-    def __init__(self, model, images: int, *, mode, owner, key: str, identity: Callable[[], str], batch_size: int,
-                 shapes: int = 1):
-        self.model, self.owner, self.key, self.identity = model, owner, key, identity
+    def __init__(self, model, images: int, *, mode, kept=None, key: str, identity: Callable[[], str],
+                 batch_size: int, shapes: int = 1):
+        self.model, self.key, self.identity = model, key, identity
         self.images, self.batch_size, self.shapes = images, batch_size, shapes
         self.device = next(model.trunk.parameters()).device
         self.done = 0
@@ -197,8 +230,8 @@ class AutoCompiled:
         self.compiled_timed = []  # and of compiled ones, once settled
         self.width = 1  # work per row: 1 for images, the last text batch's longest text
         self.compiled = None  # the network around the compiled trunk, once there is one
+        self.trunk = None
         self.decision = None  # until decided: eager batches, timed
-        kept = getattr(owner, "_compiled_trunk", None)
         if kept is not None and kept.batch_size == batch_size and kept.identity == identity():
             self._use(kept, CompileDecision(True, "compiled in an earlier call", images, batch_size))
         elif mode is True:
@@ -219,12 +252,12 @@ class AutoCompiled:
             decisions.append(self.decision)
 
     def _use(self, trunk, decision) -> None:
+        self.trunk = trunk
         self.compiled = self.model.with_trunk(trunk)
         self._record(decision)
 
     def _compile(self, decision: CompileDecision) -> None:
-        self.owner._compiled_trunk = compile_trunk(self.model.trunk, self.batch_size, self.device, self.identity())
-        self._use(self.owner._compiled_trunk, decision)
+        self._use(compile_trunk(self.model.trunk, self.batch_size, self.device, self.identity()), decision)
 
     def _decide(self) -> None:
         seconds_per_unit = min(self.timed)
@@ -280,7 +313,7 @@ class AutoCompiled:
         return out
 
     def _eager_from_now(self, reason: str) -> None:
-        self.owner._compiled_trunk = self.compiled = None
+        self.trunk = self.compiled = None
         self._record(CompileDecision(False, reason, self.images, self.batch_size))
 
     def _compiled_call(self, args, kwargs, rows, width):

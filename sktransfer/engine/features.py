@@ -12,7 +12,7 @@ from torch import nn
 
 from .backoff import BatchBackoff
 from .cache import feature_cache
-from ..data.sources import ImageSource
+from ..data.sources import Source
 from ..data.loader import BatchLoader, ImageDataset
 from .progress import progress
 
@@ -32,7 +32,7 @@ def inference(device: torch.device, autocast_dtype=None):
         torch.backends.cudnn.benchmark = saved
 
 
-def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, autocast_dtype=None,
+def run(model: nn.Module, source: Source, indices, *, batch_size, device, autocast_dtype=None,
         verbose=0, out_dtype=torch.float32, max_bytes=None) -> Optional[torch.Tensor]:
     """``model`` applied to the images at ``indices``, gathered on the host.
 
@@ -63,7 +63,7 @@ def run(model: nn.Module, source: ImageSource, indices, *, batch_size, device, a
     return out
 
 
-def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, device, key=None,
+def extract(model: nn.Module, source: Source, width: int, *, batch_size, device, key=None,
             directory=None, autocast_dtype=None, verbose=0, wrap=None) -> np.ndarray:
     """Pooled float32 features ``(n, width)``; with a ``key`` (a
     :class:`~sktransfer.engine.cache.FeatureKey`), only uncached inputs run.
@@ -71,7 +71,7 @@ def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, de
     Rows computed from files are stored under the digest of the bytes decoded, so a
     file that changes while it is read never lends its new features to its old key.
     Where checking the in-memory cache has not paid on earlier calls with the same
-    configuration (see :meth:`~sktransfer.FeatureCache.pays`), it steps aside.
+    configuration (see :meth:`~sktransfer.FeatureCache.use`), it steps aside.
 
     Texts run sorted by length, so that each batch pads to similar lengths (the
     features go back to the input's order). ``wrap(model, n)``, when given, returns
@@ -81,7 +81,7 @@ def extract(model: nn.Module, source: ImageSource, width: int, *, batch_size, de
     out = np.empty((n, width), dtype=np.float32)
     digests, missing, overhead = None, np.arange(n), 0.0
     configuration = None if key is None else key.configuration
-    if key is not None and directory is None and not feature_cache.pays(configuration, source.kind):
+    if key is not None and directory is None and not feature_cache.use(configuration, source.kind):
         key = None
     if key is not None:
         key = key()  # the weights' fingerprint (once per network): only when the cache is used

@@ -34,46 +34,60 @@ except ImportError as exc:  # pragma: no cover - depends on the installed scikit
         "that pyproject.toml of sktransfer allows"
     ) from exc
 
-from ..engine.device import PRECISIONS
+from .device import PRECISIONS
 from ..backbones._registry import backbone_factory
 from ..nn.pooling import POOLINGS
 from ..nn.preprocess import RESIZE_MODES
 
 __all__ = [
-    "IMAGE_PARAMETERS",
+    "IMAGE_INPUT_PARAMETERS",
     "Interval",
     "InvalidParameterError",
+    "NETWORK_PARAMETERS",
+    "RUNTIME_PARAMETERS",
     "StrOptions",
+    "TEXT_INPUT_PARAMETERS",
+    "invalid",
     "validate_params",
 ]
 
-#: Parameters both estimators share: the backbone, how images are read and
-#: prepared, where and how the network runs.
-IMAGE_PARAMETERS = {
+#: Which pretrained network, with which weights, pooled how, seeded how.
+NETWORK_PARAMETERS = {
     "backbone": [str],
     "weights": [str, os.PathLike, enum.Enum, None],
     "pooling": [StrOptions(set(POOLINGS))],
+    "random_state": ["random_state"],
+}
+
+#: How image inputs are read and prepared (the image modality's parameters).
+IMAGE_INPUT_PARAMETERS = {
     "input_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
     "resize": [StrOptions(set(RESIZE_MODES))],
-    "batch_size": [Interval(Integral, 1, None, closed="left"), None],
-    "device": [str, torch.device],
-    "precision": [StrOptions(set(PRECISIONS))],
     "channel_axis": [StrOptions({"auto"}), Options(Integral, {1, 3, -1})],
     "image_shape": [tuple, list, None],
     "value_range": [tuple, list, None],
+}
+
+#: How texts are tokenized (the text modality's parameters).
+TEXT_INPUT_PARAMETERS = {
+    "max_length": [Interval(Integral, 1, None, closed="left"), None],
+}
+
+#: Where and how a network runs.
+RUNTIME_PARAMETERS = {
+    "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+    "device": [str, torch.device],
+    "precision": [StrOptions(set(PRECISIONS))],
     "compile": [StrOptions({"auto"}), "boolean"],
     "cache": ["boolean"],
-    "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
 
 
-def invalid(estimator, name: str, expected: str) -> InvalidParameterError:
-    """The error for parameter ``name`` of ``estimator``, in scikit-learn's words."""
-    value = getattr(estimator, name)
+def invalid(owner: str, name: str, value, expected: str) -> InvalidParameterError:
+    """The error for parameter ``name`` of the estimator class ``owner``, in scikit-learn's words."""
     return InvalidParameterError(
-        f"The {name!r} parameter of {type(estimator).__name__} must be {expected}. "
-        f"Got {value!r} instead."
+        f"The {name!r} parameter of {owner} must be {expected}. Got {value!r} instead."
     )
 
 
@@ -82,45 +96,40 @@ def _is_int(value, low=None) -> bool:
             and (low is None or value >= low))
 
 
-def _check_no_bool_counts(estimator):
+def _check_no_bool_counts(constraints, params, owner):
     # bool is an Integral: scikit-learn's Interval(Integral) lets True pass as 1
-    for name, constraints in estimator._parameter_constraints.items():
-        value = getattr(estimator, name)
-        counts = "random_state" in constraints or any(
-            isinstance(c, Interval) and c.type is Integral for c in constraints)
-        if isinstance(value, bool) and counts and "boolean" not in constraints:
-            raise invalid(estimator, name, "an int, not a bool")
+    for name, allowed in constraints.items():
+        value = params[name]
+        counts = "random_state" in allowed or any(isinstance(c, Interval) and c.type is Integral for c in allowed)
+        if isinstance(value, bool) and counts and "boolean" not in allowed:
+            raise invalid(owner, name, value, "an int, not a bool")
 
 
-def _check_pair_of_ints(estimator, name):
-    value = getattr(estimator, name)
+def _check_pair_of_ints(value, owner, name):
     if value is None or _is_int(value):
         return
     if isinstance(value, bool) or len(value) != 2 or not all(_is_int(v, 1) for v in value):
-        raise invalid(estimator, name, "a positive int, a pair of positive ints (height, width) or None")
+        raise invalid(owner, name, value, "a positive int, a pair of positive ints (height, width) or None")
 
 
-def _check_image_shape(estimator):
-    shape = estimator.image_shape
+def _check_image_shape(shape, owner):
     if shape is None:
         return
     free = [v for v in shape if v == -1]
     if not 2 <= len(shape) <= 3 or len(free) > 1 or not all(_is_int(v, 1) or v == -1 for v in shape):
-        raise invalid(estimator, "image_shape",
+        raise invalid(owner, "image_shape", shape,
                       "None or (H, W) / (H, W, C) / (C, H, W) of positive ints with at most one -1")
 
 
-def _check_value_range(estimator):
-    value = estimator.value_range
+def _check_value_range(value, owner):
     if value is None:
         return
     ok = len(value) == 2 and all(isinstance(v, Real) and not isinstance(v, bool) for v in value)
     if not ok or not value[0] < value[1]:
-        raise invalid(estimator, "value_range", "None or a pair of numbers (low, high) with low < high")
+        raise invalid(owner, "value_range", value, "None or a pair of numbers (low, high) with low < high")
 
 
-def _check_device(estimator):
-    device = estimator.device
+def _check_device(device, owner):
     if device == "auto":
         return
     try:
@@ -128,21 +137,20 @@ def _check_device(estimator):
     except (RuntimeError, TypeError, ValueError):
         parsed = None
     if parsed is None or parsed.type not in ("cpu", "cuda"):  # the devices sktransfer is tested on
-        raise invalid(estimator, "device", "'auto', 'cpu', 'cuda', 'cuda:N' or such a torch.device")
+        raise invalid(owner, "device", device, "'auto', 'cpu', 'cuda', 'cuda:N' or such a torch.device")
 
 
-def validate_params(estimator) -> None:
-    """Check every parameter of ``estimator``: its constraints table, then what the
-    table cannot express for the shared parameters (each estimator checks the
-    rest of its own right after)."""
-    validate_parameter_constraints(
-        estimator._parameter_constraints, estimator.get_params(deep=False), type(estimator).__name__
-    )
-    _check_no_bool_counts(estimator)
-    backbone_factory(estimator.backbone)  # a typo fails here, with close matches
-    _check_pair_of_ints(estimator, "input_size")
-    _check_image_shape(estimator)
-    _check_value_range(estimator)
-    _check_device(estimator)
-    if isinstance(estimator.weights, str) and not estimator.weights:
-        raise invalid(estimator, "weights", "'DEFAULT', a weights name, a file path or None")
+def validate_params(constraints: dict, params: dict, owner: str) -> None:
+    """Check ``params`` (an estimator's ``get_params(deep=False)``) of the estimator class
+    ``owner``: its ``constraints`` table, then what a table cannot express for the shared
+    parameters (each estimator checks the rest of its own right after). Reads no data
+    and no weights; looks the backbone's name up in the registry."""
+    validate_parameter_constraints(constraints, params, owner)
+    _check_no_bool_counts(constraints, params, owner)
+    backbone_factory(params["backbone"])  # a typo fails here, with close matches
+    _check_pair_of_ints(params["input_size"], owner, "input_size")
+    _check_image_shape(params["image_shape"], owner)
+    _check_value_range(params["value_range"], owner)
+    _check_device(params["device"], owner)
+    if isinstance(params["weights"], str) and not params["weights"]:
+        raise invalid(owner, "weights", params["weights"], "'DEFAULT', a weights name, a file path or None")

@@ -17,10 +17,10 @@ from typing import Any, Optional
 
 import torch
 
-from ..engine.device import resolve_device, resolve_precision
+from .device import resolve_device, resolve_precision
 from .seeding import seed_from
 from ..data.inputs import InputOptions
-from ..backbones._registry import local_model_folder
+from ..backbones._registry import backbone_modality, local_model_folder
 from ..backbones._weights import file_weights_id, is_weights_file
 
 
@@ -53,6 +53,11 @@ class NetworkSpec:
         The resolved compute dtype name, e.g. ``"float32"`` or ``"bfloat16"``.
     compile : bool or "auto"
     batch_size : int or None
+    max_length : int or None
+        Tokens kept per text (text backbones); None keeps the model's own limit.
+    modality : str
+        What the backbone takes (its registry entry's modality), so that a fitted
+        estimator finds its modality without the registry (a model folder gone).
     """
 
     backbone: str
@@ -68,41 +73,47 @@ class NetworkSpec:
     precision: str
     compile: Any
     batch_size: Optional[int]
+    max_length: Optional[int] = None
+    modality: str = "image"
 
     @classmethod
-    def of(cls, estimator, stage=None) -> "NetworkSpec":
-        """Resolve ``estimator``'s (validated) parameters; draws the seed once."""
-        device = resolve_device(estimator.device)
-        weights = estimator.weights
+    def of(cls, params: dict) -> "NetworkSpec":
+        """Resolve an estimator's validated parameters (``get_params(deep=False)``); draws
+        the seed once. Hashes a weights file: call it after every parameter check."""
+        device = resolve_device(params["device"])
+        weights = params["weights"]
         if is_weights_file(weights):
             path = os.path.abspath(os.path.expanduser(os.fspath(weights)))
             weights, identity = path, (file_weights_id(Path(path)) if os.path.isfile(path) else path)
         else:
             identity = str(weights)
-        size = estimator.input_size
-        backbone = estimator.backbone
+        size = params["input_size"]
+        backbone = params["backbone"]
         folder = local_model_folder(backbone)
         if folder is not None:  # found from any working directory; rewritten in place, another model
             backbone = folder
             identity = f"{identity}:{folder_identity(Path(folder))}"
+        image_shape, value_range = params["image_shape"], params["value_range"]
         return cls(
             backbone=backbone,
             weights=weights,
             weights_identity=identity,
-            seed=seed_from(estimator.random_state),
-            stage=stage,
-            pooling=estimator.pooling,
-            resize=estimator.resize,
+            seed=seed_from(params["random_state"]),
+            stage=params.get("stage"),
+            pooling=params["pooling"],
+            resize=params["resize"],
             input_size=None if size is None else ((size, size) if isinstance(size, Integral) else tuple(size)),
             inputs=InputOptions(
-                estimator.channel_axis,
-                None if estimator.image_shape is None else tuple(estimator.image_shape),
-                None if estimator.value_range is None else tuple(float(v) for v in estimator.value_range),
+                params["channel_axis"],
+                None if image_shape is None else tuple(image_shape),
+                None if value_range is None else tuple(float(v) for v in value_range),
             ),
             device=str(device),
-            precision=str(resolve_precision(estimator.precision, device)).removeprefix("torch."),
-            compile=estimator.compile if estimator.compile == "auto" else bool(estimator.compile),
-            batch_size=estimator.batch_size,
+            precision=str(resolve_precision(params["precision"], device)).removeprefix("torch."),
+            compile=params["compile"] if params["compile"] == "auto" else bool(params["compile"]),
+            batch_size=params["batch_size"],
+            max_length=params["max_length"],
+            modality=backbone_modality(params["backbone"]),
         )
 
     @property

@@ -189,8 +189,8 @@ class ClassifierNet(nn.Module):
 
     def train(self, mode: bool = True):
         # skorch calls train()/eval() before every batch; walking every module of the
-        # backbone again cost more than a whole head-only step (5 of 7 ms), so a mode
-        # already applied is not applied again
+        # backbone again costs more than a head-only step, so a mode already applied is
+        # not applied again
         if self._applied_mode == (mode, self.n_frozen):
             return self
         super().train(mode)

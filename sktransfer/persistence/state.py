@@ -140,18 +140,17 @@ SKLEARN_STATE = frozenset({"_sklearn_output_config", "_metadata_request"})
 _FORMAT_KEYS = frozenset({"_state_format", "_sktransfer_version"})
 
 
-def restore_state(state, cls) -> tuple[dict, Optional[dict]]:
-    """The attributes of a :func:`dump_state` state for an estimator of class ``cls``, and
-    the network's weights (None when unfitted).
+def restore_state(state, owner: str, declared, required) -> tuple[dict, Optional[dict]]:
+    """The attributes of a :func:`dump_state` state for an estimator of class ``owner``,
+    and the network's weights (None when unfitted).
 
     Refuses, with a ValueError that says why, a state of another format (before reading
-    anything else), one that is not a dict, and one holding an attribute that ``cls``
-    declares neither as a parameter nor in its ``_fitted_state`` (an edited file must not
-    replace a method or plant an attribute); a fitted state must hold every fitted
-    attribute it needs. A network fitted on a device missing here moves to the CPU, with
-    a warning.
+    anything else), one that is not a dict, and one holding an attribute outside
+    ``declared`` (the class's parameters and fitted state: an edited file must not
+    replace a method or plant an attribute); a fitted state must hold every attribute
+    of ``required``. A network fitted on a device missing here moves to the CPU, with a
+    warning.
     """
-    owner = cls.__name__
     if not isinstance(state, dict):
         raise ValueError(f"the state of a {owner} must be a dict of attributes, not a {type(state).__name__}")
     state = dict(state)
@@ -163,14 +162,16 @@ def restore_state(state, cls) -> tuple[dict, Optional[dict]]:
             "version that saved it, or fit it again (older files held a nested torch pickle, "
             "which is never loaded: it could run code)."
         )
-    params = set(cls._get_param_names())
-    unknown = sorted(str(k) for k in set(state) - params - set(cls._fitted_state) - SKLEARN_STATE - _FORMAT_KEYS)
+    unknown = sorted(str(k) for k in set(state) - set(declared) - SKLEARN_STATE - _FORMAT_KEYS)
     if unknown:
         raise ValueError(f"the state holds attributes that {owner} does not declare: {', '.join(unknown[:10])}")
     network = state.pop("_network", None)
     if network is None:
+        fitted = sorted(set(required) & set(state))
+        if fitted:
+            raise ValueError(f"the state holds fitted attributes ({', '.join(fitted[:5])}) but no network")
         return state, None
-    missing = sorted(set(cls._required_state) - set(state))
+    missing = sorted(set(required) - set(state))
     if missing:
         raise ValueError(f"the fitted state of a {owner} lacks {', '.join(missing)}")
     if not (isinstance(network, dict) and isinstance(network.get("arrays"), dict)
@@ -197,21 +198,3 @@ def restore_state(state, cls) -> tuple[dict, Optional[dict]]:
         spec = dataclasses.replace(spec, device="cpu", precision="float32")
     state["_spec"], state["device_"] = spec, device
     return state, network
-
-
-def restores_on_error(fit):
-    """Decorate an estimator's ``fit``: when it raises (bad data found while training, an
-    interrupt before the epochs), the estimator is left as it was before the call, never
-    half-fitted with the new classes and the old network."""
-
-    @functools.wraps(fit)
-    def guarded(self, *args, **kwargs):
-        before = dict(self.__dict__)
-        try:
-            return fit(self, *args, **kwargs)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
-
-    return guarded

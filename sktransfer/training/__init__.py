@@ -1,9 +1,11 @@
 """Fine-tuning: the skorch net, its schedules, the linear probe and the resolved training spec.
 
-- :mod:`.net`: :class:`~sktransfer.training.net.TransferNet`, skorch's net with autocast,
-  deferred loss read-back, memory back-off and sample weights;
-- :mod:`.probe`: the linear probe solved to convergence;
+- :mod:`.spec`: :class:`~sktransfer.training.spec.TrainingSpec`, resolved once in ``fit``;
+- :mod:`.net`: :class:`~sktransfer.training.net.TransferNet` (skorch's net with autocast,
+  deferred loss read-back, memory back-off and sample weights) and building it from a spec;
+- :mod:`.schedule`: learning-rate schedules and the two-stage freezing schedule (callbacks);
+- :mod:`.probe`: the linear probe solved to convergence.
 
-Imports from :mod:`sktransfer.engine`, :mod:`sktransfer.data` and :mod:`sktransfer.nn`;
+Imports from :mod:`sktransfer.engine` and :mod:`sktransfer.data`;
 never from the estimators.
 """

@@ -1,13 +1,18 @@
-"""The training loop's parts around skorch: the net subclass, LR schedules, two-stage freezing.
+"""The skorch net that fine-tunes, and building it from a :class:`~.spec.TrainingSpec`.
 
-``TransferNet`` is skorch's ``NeuralNetClassifier`` with three changes:
+``TransferNet`` is skorch's ``NeuralNetClassifier`` with these changes (the mixin
+``TransferLoop``, which other tasks put on other skorch nets), made through
+skorch's extension points (its step methods, ``infer``, ``get_loss``) except one, each
+override saying why:
 
 * forward passes under autocast (bfloat16/float16) on CUDA, loss in float32,
   gradient scaling for float16;
 * per-batch losses are read back to the host once, at the end of each epoch,
   instead of one ``.item()`` synchronization per batch (which keeps the CPU
   from queueing work ahead of the GPU); with a ``ProgressBar``, which shows
-  each batch's loss, they are read per batch as in skorch;
+  each batch's loss, they are read per batch as in skorch; and a batch is counted
+  by what it holds (images of several sizes included): these two need the one
+  override of skorch's epoch loop (``run_single_epoch``), which has no hook for them;
 * the loss is weighted per sample when a batch carries ``sample_weight``;
 * a batch that runs out of device memory is split into pieces whose gradients
   add up to the batch's (:class:`~sktransfer.engine.backoff.BatchBackoff`);
@@ -18,99 +23,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
-from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback, ProgressBar
-from skorch.dataset import get_len, unpack_data
+from skorch import NeuralNet, NeuralNetClassifier
+from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.dataset import ValidSplit, get_len, unpack_data
 from skorch.utils import TeeGenerator
 
+from ..data.loader import BatchLoader, num_batches
 from ..engine.backoff import BatchBackoff, batch_len
-from ..data.loader import num_batches
-
-SCHEDULES = ("onecycle", "cosine", "constant")
-
-
-def lr_factor(schedule: str, progress: float, warmup: float) -> float:
-    """Multiplier of the peak learning rate at ``progress`` in [0, 1] of a training segment.
-
-    ``"onecycle"``: cosine rise from 1/25 to 1 over the ``warmup`` fraction, then
-    cosine decay to 1/25e4 (PyTorch's ``OneCycleLR`` shape). ``"cosine"``: linear
-    warm-up from 0 over ``warmup``, then cosine decay to 0. ``"constant"``: 1.
-    """
-    progress = min(max(progress, 0.0), 1.0)
-    if schedule == "constant":
-        return 1.0
-    if schedule == "onecycle":
-        start, end = 1 / 25, 1 / 25e4
-        if progress < warmup:
-            return start + (1 - start) * (1 - math.cos(math.pi * progress / warmup)) / 2
-        rest = (progress - warmup) / max(1e-12, 1 - warmup)
-        return end + (1 - end) * (1 + math.cos(math.pi * rest)) / 2
-    if progress < warmup:
-        return progress / warmup
-    rest = (progress - warmup) / max(1e-12, 1 - warmup)
-    return (1 + math.cos(math.pi * rest)) / 2
-
-
-class LRSchedule(Callback):
-    """Set every param group's learning rate before each training batch.
-
-    The head's rate is recorded in the batch history as ``"lr"``.
-
-    ``segments`` lists ``(first_epoch, end_epoch, scale)``: the schedule restarts at
-    each segment and peaks at ``scale`` times the group's base rate.
-    """
-
-    def __init__(self, schedule, warmup, base_lrs, segments):
-        self.schedule = schedule
-        self.warmup = warmup
-        self.base_lrs = base_lrs
-        self.segments = segments
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        self.offset_ = len(net.history)  # a warm start replays the schedule
-
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        self.batches_per_epoch_ = num_batches(
-            len(dataset_train), net.batch_size, getattr(net, "iterator_train__drop_last", False)
-        )
-
-    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
-        if not training:
-            return
-        epoch = len(net.history) - 1 - self.offset_
-        position = epoch + (len(net.history[-1]["batches"]) - 1) / self.batches_per_epoch_
-        for first, end, scale in self.segments:
-            if first <= epoch < end:
-                factor = scale * lr_factor(self.schedule, (position - first) / (end - first), self.warmup)
-                break
-        else:  # epochs past the plan (warm starts) keep the final rate
-            first, end, scale = self.segments[-1]
-            factor = scale * lr_factor(self.schedule, 1.0, self.warmup)
-        for group, base in zip(net.optimizer_.param_groups, self.base_lrs):
-            group["lr"] = base * factor
-        net.history.record_batch("lr", self.base_lrs[-1] * factor)
-
-
-class HeadFirst(Callback):
-    """Two-stage transfer learning: train only the head for ``head_epochs``, then unfreeze
-    down to ``freeze_depth``. Records ``"frozen_stages"`` in the epoch history."""
-
-    def __init__(self, head_epochs, freeze_depth):
-        self.head_epochs = head_epochs
-        self.freeze_depth = freeze_depth
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        self.offset_ = len(net.history)
-
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        module = net.module_
-        epoch = len(net.history) - 1 - self.offset_
-        module.set_frozen(len(module.stages) if epoch < self.head_epochs else self.freeze_depth)
-        net.history.record("frozen_stages", module.n_frozen)
+from .schedule import HeadFirst, LRSchedule
 
 
 class Progress(ProgressBar):
@@ -124,8 +47,9 @@ class Progress(ProgressBar):
         return num_batches(get_len(dataset), self._get_batch_size(net, training), drop_last)
 
 
-class TransferNet(NeuralNetClassifier):
-    """skorch's NeuralNetClassifier with autocast, batched loss read-back and our loader.
+class TransferLoop:
+    """The changes to skorch's training of this module's docs, as a mixin left of a skorch
+    net class (a task picks which: :class:`TransferNet` for classification).
 
     Parameters
     ----------
@@ -133,7 +57,7 @@ class TransferNet(NeuralNetClassifier):
         Mixed-precision dtype on CUDA; None trains in float32.
     """
 
-    cuda_dependent_attributes_ = NeuralNetClassifier.cuda_dependent_attributes_ + ["scaler_"]
+    cuda_dependent_attributes_ = NeuralNet.cuda_dependent_attributes_ + ["scaler_"]
 
     def __init__(self, module, *args, autocast_dtype=None, **kwargs):
         super().__init__(module, *args, **kwargs)
@@ -145,11 +69,13 @@ class TransferNet(NeuralNetClassifier):
         return torch.autocast(device.type, dtype=self.autocast_dtype or torch.float32, enabled=enabled)
 
     def infer(self, x, **fit_params):
+        # override: skorch has no autocast; the loss is then computed in float32
         with self._autocast():
             out = super().infer(x, **fit_params)
         return out.float()
 
     def initialize(self):
+        # override: state skorch does not have (gradient scaler, back-off, how losses are read)
         super().initialize()
         fp16 = self.autocast_dtype == torch.float16 and torch.device(self.device).type == "cuda"
         self.scaler_ = torch.amp.GradScaler("cuda") if fp16 else None
@@ -158,16 +84,19 @@ class TransferNet(NeuralNetClassifier):
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
+        # override: per-call state (interrupted, the back-off's batch size)
         self.interrupted_ = False
         # a batch size halved for memory holds for the call that needed it
         self.train_backoff_, self.eval_backoff_ = BatchBackoff("training"), BatchBackoff("inference")
         return super().partial_fit(X, y, classes=classes, **fit_params)
 
     def forward(self, X, training=False, device="cpu"):
+        # override: a prediction starts at the full batch size again
         self.eval_backoff_ = BatchBackoff("inference")
         return super().forward(X, training=training, device=device)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # override: skorch's partial_fit swallows a KeyboardInterrupt; record it for the estimator
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
@@ -185,7 +114,8 @@ class TransferNet(NeuralNetClassifier):
         return {"loss": loss, "y_pred": y_pred, "share": share}
 
     def train_step(self, batch, **fit_params):
-        # no optimizer closure: GradScaler cannot step through one
+        # override: out-of-memory pieces, and gradient scaling (no optimizer closure:
+        # GradScaler cannot step through one)
         def zero_grad():
             self._zero_grad_optimizer(set_to_none=True)
 
@@ -205,22 +135,27 @@ class TransferNet(NeuralNetClassifier):
         return _joined(steps)
 
     def validation_step(self, batch, **fit_params):
+        # override: out-of-memory pieces
         def piece(x, y, share):
-            step = super(TransferNet, self).validation_step((x, y), **fit_params)
+            step = super(TransferLoop, self).validation_step((x, y), **fit_params)
             return dict(step, share=share)
 
         return _joined(self.eval_backoff_(piece, *unpack_data(batch)))
 
     def evaluation_step(self, batch, training=False):
+        # override: out-of-memory pieces
         def piece(x, share):
-            return super(TransferNet, self).evaluation_step((x, None), training)
+            return super(TransferLoop, self).evaluation_step((x, None), training)
 
         parts = self.eval_backoff_(piece, unpack_data(batch)[0])
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        # skorch's loop; without a progress bar to show each batch's loss, the losses stay
-        # on the device until the epoch ends and come back in one copy
+        # override, skorch's loop with two changes it has no extension point for: a batch is
+        # counted by batch_len (skorch's get_len miscounts a list of images of different
+        # sizes, and refuses the dict that carries their weights), and without a progress
+        # bar to show each batch's loss, the losses stay on the device until the epoch
+        # ends and come back in one copy (skorch's .item() per batch synchronizes)
         if iterator is None:
             return
         live = any(isinstance(cb, ProgressBar) for _, cb in self.callbacks_)
@@ -241,10 +176,15 @@ class TransferNet(NeuralNetClassifier):
         self.history.record(prefix + "_batch_count", len(records))
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        # the criterion returns per-sample losses (reduction="none")
+        # override: per-sample weights (the criterion returns per-sample losses, reduction="none")
         losses = self.criterion_(y_pred.float(), y_true)
         weights = X.get("sample_weight") if isinstance(X, Mapping) else None
         return (losses * weights).mean() if weights is not None else losses.mean()
+
+
+class TransferNet(TransferLoop, NeuralNetClassifier):
+    """skorch's ``NeuralNetClassifier`` with autocast, batched loss read-back, memory back-off,
+    sample weights and our loader (see the module's docs)."""
 
 
 def _joined(steps: list) -> dict:
@@ -253,3 +193,57 @@ def _joined(steps: list) -> dict:
         return {"loss": steps[0]["loss"], "y_pred": steps[0]["y_pred"]}
     return {"loss": sum(step["loss"] * step["share"] for step in steps),
             "y_pred": torch.cat([step["y_pred"] for step in steps])}
+
+
+def transfer_net(module, spec, task) -> TransferNet:
+    """The skorch net that fine-tunes ``module`` (a
+    :class:`~sktransfer.nn.networks.ClassifierNet`, frozen as ``spec.freeze_depth`` says)
+    as the :class:`~.spec.TrainingSpec` ``spec`` says, for ``task``."""
+    segments = [(0, spec.max_epochs, 1.0)]
+    if spec.head_epochs:
+        segments = [(0, spec.head_epochs, 1.0), (spec.head_epochs, spec.max_epochs, spec.finetune_lr_scale)]
+    backbone_lr = spec.lr * spec.backbone_lr_ratio
+    # skorch puts the matched "trunk.*" group first, the rest (the head) last
+    callbacks = [("lr_schedule", LRSchedule(spec.lr_schedule, spec.warmup_fraction,
+                                            base_lrs=[backbone_lr, spec.lr], segments=segments))]
+    if spec.head_epochs:
+        callbacks.append(("head_first", HeadFirst(spec.head_epochs, module.n_frozen)))
+    if spec.early_stopping:
+        callbacks.append(("early_stopping", EarlyStopping(
+            monitor="valid_loss", patience=spec.n_iter_no_change, load_best=True)))
+    if spec.verbose >= 2:
+        callbacks.append(("progress", Progress()))
+    criterion, criterion_kwargs = task.criterion()
+    return task.net_class(
+        module,
+        criterion=criterion,
+        **{f"criterion__{k}": v for k, v in criterion_kwargs.items()},
+        optimizer=spec.optimizer,
+        optimizer__weight_decay=spec.weight_decay,
+        optimizer__param_groups=[("trunk.*", {"lr": backbone_lr})],
+        **{f"optimizer__{k}": v for k, v in spec.optimizer_kwargs},
+        lr=spec.lr,
+        max_epochs=spec.max_epochs,
+        batch_size=spec.batch_size,
+        iterator_train=BatchLoader,
+        iterator_train__shuffle=True,
+        iterator_train__drop_last=True,
+        iterator_train__device=spec.device,
+        iterator_train__seed=spec.seed,
+        iterator_valid=BatchLoader,
+        iterator_valid__device=spec.device,
+        train_split=internal_split(spec, task),
+        callbacks=callbacks,
+        **task.net_kwargs(module.head.out_features),
+        device=spec.device,
+        autocast_dtype=spec.autocast,
+        compile=spec.compile,
+        verbose=spec.verbose,
+    )
+
+
+def internal_split(spec, task):
+    """The validation split held out of the training data for early stopping, or None."""
+    if not spec.early_stopping:
+        return None
+    return ValidSplit(spec.validation_fraction, stratified=task.stratified, random_state=spec.seed)

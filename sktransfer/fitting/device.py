@@ -52,18 +52,6 @@ def _dask_worker_gpu() -> Optional[int]:
     return worker_gpu_index(worker.name, torch.cuda.device_count())
 
 
-def inference_batch_size(batch_size, device: torch.device, input_size) -> int:
-    """``batch_size`` or, when None, a size that keeps activations modest on ``device``."""
-    if batch_size is not None:
-        return int(batch_size)
-    if device.type != "cuda":
-        return 32
-    if input_size is None:  # texts
-        return 256
-    pixels = input_size[0] * input_size[1]
-    return int(max(32, min(1024, 256 * (224 * 224) // pixels)))
-
-
 def resolve_precision(precision, device: torch.device) -> torch.dtype:
     """The compute dtype: ``"auto"`` is bfloat16 (float16 on older GPUs) on CUDA, float32 elsewhere."""
     if precision == "auto":

@@ -43,10 +43,10 @@ from typing import Any, Callable, Iterable, Union
 import numpy as np
 import torch
 
-from . import Backbone, DataConfig, TextConfig, get_backbone, register_backbone
-from ._base import FEATURE_FORMATS
-from ._registry import backbone_modality
-from ..nn.freezing import freeze_stages, keep_batchnorm_in_eval
+from .backbones import Backbone, DataConfig, TextConfig, get_backbone, register_backbone
+from .backbones._base import FEATURE_FORMATS
+from .backbones._registry import backbone_modality
+from .nn.freezing import freeze_stages, keep_batchnorm_in_eval
 
 __all__ = ["BackboneContractError", "check_backbone", "parametrize_with_backbone_checks"]
 
@@ -61,7 +61,7 @@ class BackboneContractError(AssertionError):
 
     Examples
     --------
-    >>> from sktransfer.backbones.checks import BackboneContractError
+    >>> from sktransfer.utils import BackboneContractError
     >>> issubclass(BackboneContractError, AssertionError)
     True
     """
@@ -73,7 +73,7 @@ def _require(condition: bool, name: str, message: str) -> None:
 
 
 def check_backbone(backbone: Union[str, Callable], weights: Any = None, *, device: str = "cpu") -> Backbone:
-    """Check that a backbone keeps the contract of :mod:`sktransfer.backbones.checks`.
+    """Check that a backbone keeps the contract of :mod:`sktransfer.checks`.
 
     Parameters
     ----------
@@ -98,7 +98,7 @@ def check_backbone(backbone: Union[str, Callable], weights: Any = None, *, devic
 
     Examples
     --------
-    >>> from sktransfer.backbones.checks import check_backbone
+    >>> from sktransfer.utils import check_backbone
     >>> check_backbone("resnet18", device="meta").num_features
     512
     """
@@ -152,7 +152,7 @@ def parametrize_with_backbone_checks(names: Iterable[str]):
 
     Examples
     --------
-    >>> from sktransfer.backbones.checks import check_backbone, parametrize_with_backbone_checks
+    >>> from sktransfer.utils import check_backbone, parametrize_with_backbone_checks
     >>> @parametrize_with_backbone_checks(["resnet18"])
     ... def test_my_backbones(backbone_name):
     ...     check_backbone(backbone_name, device="meta")
@@ -298,7 +298,7 @@ def _check_gradients(backbone, name) -> None:
 
 
 def _check_estimator(name, weights) -> None:
-    from .. import SKOPS_TRUSTED_TYPES, PretrainedFeatureExtractor
+    from . import SKOPS_TRUSTED_TYPES, PretrainedFeatureExtractor
 
     images = np.random.default_rng(0).integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
     if backbone_modality(name) == "text":

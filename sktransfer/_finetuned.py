@@ -1,0 +1,295 @@
+"""What the fine-tuned estimators share: fitting a backbone with a new head through skorch.
+
+:class:`FineTunedEstimator` holds the whole ``fit`` (probe, frozen parts computed once,
+validation sets, training, interrupts) and persistence; a subclass names its task
+(:mod:`sktransfer.tasks`) and turns the network's outputs into its predictions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from skorch.helper import predefined_split
+from skorch.history import History
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._estimator import TransferEstimator
+from .data.loader import ImageDataset
+from .data.sources import TensorSource
+from .engine.cache import FeatureKey
+from .engine.budgets import batch_size_for, memory_budget
+from .engine.features import extract, run
+from .fitting.memo import load_backbone
+from .fitting.params import (
+    IMAGE_INPUT_PARAMETERS,
+    NETWORK_PARAMETERS,
+    RUNTIME_PARAMETERS,
+    TEXT_INPUT_PARAMETERS,
+    Interval,
+    StrOptions,
+    invalid,
+)
+from .fitting.seeding import seeded
+from .fitting.spec import NetworkSpec
+from .nn.augment import AUGMENTATIONS
+from .nn.freezing import resolve_freeze_depth
+from .nn.networks import ClassifierNet, adapting_batchnorm, evaluating
+from .persistence.state import dump_state, load_network_state, plain, rebuild_backbone
+from .training.net import internal_split, transfer_net
+from .training.schedule import SCHEDULES
+from .training.spec import OPTIMIZERS, TrainingSpec
+
+#: The parameters of every fine-tuned estimator beyond the network's, the inputs' and the runtime's.
+TRAINING_PARAMETERS = {
+    "freeze_depth": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
+    "head_init": [StrOptions({"probe", "random"})],
+    "probe_C": [Interval(Real, 0, None, closed="neither")],
+    "batchnorm_statistics": [StrOptions({"pretrained", "batch"})],
+    "head_epochs": [Interval(Integral, 0, None, closed="left")],
+    "finetune_lr_scale": [Interval(Real, 0, None, closed="neither")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "lr_schedule": [StrOptions(set(SCHEDULES))],
+    "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
+    "backbone_lr_ratio": [Interval(Real, 0, None, closed="left")],
+    "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    "augment": [StrOptions(set(AUGMENTATIONS)), None],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "warm_start": ["boolean"],
+}
+
+
+class FineTunedEstimator(TransferEstimator):
+    """Base of the fine-tuned estimators (left of ``BaseEstimator``).
+
+    Subclasses define ``_task()`` (the task object of their parameters), ``_targets_state``
+    (the fitted attribute holding what ``fit`` learns from ``y``) and their prediction
+    methods, which read :meth:`_outputs`.
+    """
+
+    _parameter_constraints: dict = {
+        **NETWORK_PARAMETERS,
+        **IMAGE_INPUT_PARAMETERS,
+        **TEXT_INPUT_PARAMETERS,
+        **RUNTIME_PARAMETERS,
+        **TRAINING_PARAMETERS,
+    }
+
+    def _check_own_params(self, params, owner):
+        optimizer = params["optimizer"]
+        if isinstance(optimizer, type) and not issubclass(optimizer, torch.optim.Optimizer):
+            raise invalid(owner, "optimizer", optimizer, f"one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer "
+                          "subclass")
+        if params["head_epochs"] >= params["max_epochs"]:
+            raise invalid(owner, "head_epochs", params["head_epochs"],
+                          f"less than max_epochs={params['max_epochs']}, leaving epochs to fine-tune the backbone "
+                          "(or use freeze_depth='all')")
+
+    def _task(self):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fitting
+
+    def _fit(self, X, y, sample_weight=None, X_val=None, y_val=None):
+        """The whole fit, after the fit context checked every parameter."""
+        params, task = self.get_params(deep=False), self._task()
+        spec = NetworkSpec.of(params)
+        modality = self._modality(spec)
+        training = TrainingSpec.of(params, spec)
+        continuing = self.warm_start and hasattr(self, "net_")
+        checked, signature = self._check_input(X, spec, self._input_signature if continuing else None)
+        y = task.check_targets(y, len(checked))
+        validation = self._check_validation(X_val, y_val, y, signature, spec, task)
+        targets, fitted = task.encode(y, getattr(self, self._targets_state) if continuing else None)
+        weights = task.sample_weights(sample_weight, y, len(checked))
+        epochs_before = len(self.net_.history) if continuing else 0
+        with seeded(spec.seed):
+            if continuing:
+                net = self.net_
+            else:
+                backbone = load_backbone(spec, memo=self.cache, modality=modality.name)
+                config = modality.data_config(spec, backbone)
+                net = transfer_net(self._network(spec, training, backbone, task.n_outputs(fitted), config),
+                                   training, task)
+                net.initialize()
+                setattr(self, self._targets_state, fitted)
+                self.n_channels_in_ = signature.n_channels
+                self._input_signature = signature
+                self.weights_id_ = backbone.weights_id
+                self.data_config_ = config
+            self._spec = spec
+            module = net.module_
+            source = modality.source(checked, module, self.data_config_)
+            # the head of freeze_depth="all", and the start of a two-stage schedule, is the
+            # probe: a head-only stage from a random head collapses (benchmarks/README.md)
+            probe = module.n_frozen == len(module.stages) or training.head_init == "probe" or training.head_epochs
+            self.probe_n_iter_ = (self._fit_probe(module, source, spec, training, task, targets, weights, continuing)
+                                  if probe else None)
+            if module.n_frozen < len(module.stages):
+                inputs = self._training_inputs(module, source, spec, training)
+                validation = self._validation_set(validation, module, spec, training, task, weighted=weights is not None)
+                # the held-out images live only while training: the fitted net keeps no data
+                net.train_split = internal_split(training, task) if validation is None else predefined_split(validation)
+                try:
+                    net.partial_fit(ImageDataset(inputs, targets, weights), targets)
+                finally:
+                    net.train_split = internal_split(training, task)
+            self.net_ = net
+        self.device_ = spec.torch_device
+        # epochs that ran to their end (an interrupted one has no train_loss)
+        self.n_iter_ = sum("train_loss" in entry for entry in self.net_.history[epochs_before:])
+        if getattr(net, "interrupted_", False):
+            self._warn_interrupted(net)
+        return self
+
+    def _network(self, spec, training, backbone, n_outputs, config) -> ClassifierNet:
+        """The torch network to fine-tune: the modality's parts around the backbone and a new
+        head, frozen to ``training.freeze_depth``, on the device."""
+        parts = self._modality(spec).network_parts(spec, backbone, config, training.augment)
+        module = ClassifierNet(*parts[:3], backbone.stages, parts[3], parts[3].width(backbone.num_features), n_outputs,
+                               sequential=backbone.sequential, batchnorm_statistics=training.batchnorm_statistics)
+        module.tokenizer = backbone.tokenizer
+        module.set_frozen(resolve_freeze_depth(training.freeze_depth, backbone.stage_names))
+        return module.place(spec.torch_device)
+
+    def _warn_interrupted(self, net) -> None:
+        stopping = dict(net.callbacks_).get("early_stopping")
+        if stopping is not None and stopping.misses_ >= stopping.patience:
+            return  # skorch's early stopping ends training with a KeyboardInterrupt of its own
+        if stopping is not None and stopping.best_model_weights_ is not None:
+            kept = f"the weights of epoch {stopping.best_epoch_}, the best validation loss so far"
+        else:
+            kept = "the weights reached when it stopped"
+        warnings.warn(
+            f"fit was interrupted (KeyboardInterrupt) after {self.n_iter_} of {self.max_epochs} "
+            f"epochs; the {type(self).__name__} is fitted with {kept}",
+            UserWarning,
+            stacklevel=5,  # the caller of fit, through _fit and the fit context
+        )
+
+    def _frozen_features(self, module, source, spec, training) -> np.ndarray:
+        """Pooled features of every input, as the head will meet them.
+
+        The frozen stages run as they are (eval mode, through the feature cache when
+        ``cache``). The BatchNorm layers of stages that fine-tuning will train first
+        re-estimate their statistics on these inputs, in one pass in a random order
+        that also gives the features (see :func:`~sktransfer.nn.networks.adapting_batchnorm`).
+        """
+        device, autocast, modality = spec.torch_device, spec.autocast, self._modality(spec)
+        frozen = modality.frozen_net(module, self.data_config_)
+        batch_size = batch_size_for(spec.batch_size, device, modality.input_size(self.data_config_))
+        trainable = module.stages[module.n_frozen:] if training.batchnorm_statistics == "batch" else []
+        with evaluating(module), adapting_batchnorm(trainable) as adapting:
+            if not adapting:
+                key = FeatureKey(spec, self.data_config_, len(module.stages) - 1, frozen, autocast) if self.cache else None
+                return extract(frozen, source, module.head.in_features, device=device, key=key,
+                               autocast_dtype=autocast, batch_size=batch_size)
+            # batch statistics: mixed classes in every batch, and no batch of one input
+            n = len(source)
+            while n % batch_size == 1 and batch_size < n:
+                batch_size += 1
+            order = np.random.default_rng(spec.seed).permutation(n)
+            features = run(frozen, source, order, batch_size=batch_size, device=device, autocast_dtype=autocast)
+            out = np.empty(tuple(features.shape), dtype=np.float32)
+            out[order] = features.numpy()
+            return out
+
+    def _fit_probe(self, module, source, spec, training, task, targets, weights, continuing) -> int:
+        """Solve the linear probe on the frozen features and make it the head."""
+        device = spec.torch_device
+        features = torch.from_numpy(self._frozen_features(module, source, spec, training)).to(device)
+        head = module.head
+        W, b, n_iter = task.probe(
+            features, torch.as_tensor(targets), head.out_features, training.probe_C,
+            None if weights is None else torch.from_numpy(weights),
+            init=(head.weight, head.bias) if continuing else None,
+        )
+        with torch.no_grad():
+            head.weight.copy_(W)
+            head.bias.copy_(b)
+        return n_iter
+
+    def _check_validation(self, X_val, y_val, y, signature, spec, task):
+        """``(checked inputs, targets)`` of a validation set checked with the training data
+        (before the backbone loads), or None."""
+        if X_val is None and y_val is None:
+            return None
+        if X_val is None or y_val is None:
+            raise ValueError("X_val and y_val must be passed together")
+        checked, _ = self._check_input(X_val, spec, signature, what="X_val")
+        y_val = task.check_targets(y_val, len(checked), names=("X_val", "y_val"))
+        task.encode_validation(y_val, y)
+        return checked, y_val
+
+    def _validation_set(self, validation, module, spec, training, task, weighted):
+        """The checked validation set as the network's validation dataset, or None."""
+        if validation is None:
+            return None
+        checked, y_val = validation
+        source = self._modality(spec).source(checked, module, self.data_config_)
+        weights = np.ones(len(source), dtype=np.float32) if weighted else None
+        targets = task.encode_known(y_val, getattr(self, self._targets_state))
+        return ImageDataset(self._training_inputs(module, source, spec, training), targets, weights)
+
+    def _training_inputs(self, module, source, spec, training):
+        """What the net trains on: the inputs, or the output of the frozen stages computed
+        once, when it fits in memory."""
+        depth = module.n_frozen
+        if not self.cache or training.augment or depth == 0 or training.head_epochs or not module.sequential:
+            return source
+        device, autocast = spec.torch_device, spec.autocast
+        batch_size = batch_size_for(spec.batch_size, device, self._modality(spec).input_size(self.data_config_))
+        prefix = nn.Sequential(module.preprocess, module.trunk[:depth])
+        dtype = autocast or torch.float32
+        options = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast, "out_dtype": dtype}
+        stored = run(prefix, source, np.arange(len(source)), max_bytes=memory_budget(), **options)
+        return source if stored is None else TensorSource("stage_input", stored)
+
+    # --------------------------------------------------------------- predicting
+
+    def _outputs(self, X) -> np.ndarray:
+        """The network's outputs for ``X`` (float64), as the task reads them."""
+        check_is_fitted(self)
+        checked, _ = self._check_input(X, self._spec, self._input_signature)
+        source = self._modality(self._spec).source(checked, self.net_.module_, self.data_config_)
+        return self.net_.forward(ImageDataset(source)).double().numpy()
+
+    # -------------------------------------------------------------- persistence
+
+    def __getstate__(self):
+        # plain data only: the network travels as numpy arrays of its weights, the skorch
+        # net as its history (the optimizer's moments are not kept: see the user guide)
+        state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
+        net = state.pop("net_", None)
+        if net is not None:
+            state["_history"] = plain(list(net.history))
+        return dump_state(state, None if net is None else net.module_)
+
+    def __setstate__(self, state):
+        state, network = self._restore(state)
+        history = state.pop("_history", None)
+        super().__setstate__(state)
+        if network is not None:
+            spec = self._spec
+            training = TrainingSpec.of(self.get_params(deep=False), spec)
+            n_outputs = self._task().n_outputs(getattr(self, self._targets_state))
+            with seeded(0):  # the new head's random values are replaced: leave the caller's RNG alone
+                module = self._network(spec, training, rebuild_backbone(spec), n_outputs, self.data_config_)
+                net = transfer_net(module, training, self._task())
+                net.initialize()
+            load_network_state(net.module_, network, spec.backbone)
+            net.history = History(history)
+            self.net_ = net
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags

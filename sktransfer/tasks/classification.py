@@ -1,0 +1,137 @@
+"""Single-label classification: one class per input, softmax outputs, cross-entropy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+from torch import nn
+
+from ..training.net import TransferNet
+from ..training.probe import fit_linear_probe
+from .base import Task
+
+
+def weighted(sample_weight, n_samples: int, extra=None):
+    """Per-sample loss weights (``sample_weight`` times ``extra``), scaled to mean 1 so that
+    learning rates keep their meaning; None when both are None."""
+    if sample_weight is None and extra is None:
+        return None
+    weights = np.ones(n_samples)
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.ndim == 0:
+            weights = np.full(n_samples, float(weights))
+        if weights.shape != (n_samples,):
+            raise ValueError(
+                f"sample_weight.shape == {weights.shape}, expected ({n_samples},): one weight per image"
+            )
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"sample_weight must be finite and non-negative; sample {i} has {weights[i]:g}")
+    if extra is not None:
+        weights = weights * extra
+    if not weights.sum() > 0:
+        raise ValueError("Sample weights must contain at least one non-zero number: every weight is zero")
+    return (weights / weights.mean()).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Classification(Task):
+    """One label per input (ints, strings or bools; at least two classes).
+
+    What ``fit`` learns is ``classes_``, the sorted labels; the network outputs one
+    logit per class.
+
+    Parameters
+    ----------
+    label_smoothing : float, default=0.0
+        Of the cross-entropy (and of the probe's).
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in scikit-learn's classifiers.
+    """
+
+    label_smoothing: float = 0.0
+    class_weight: Any = None
+    stratified = True
+    net_class = TransferNet
+
+    def net_kwargs(self, n_outputs):
+        return {"classes": list(range(n_outputs))}
+
+    def check_targets(self, y, n_samples, names=("X", "y")):
+        y = column_or_1d(y, warn=True)
+        if len(y) != n_samples:
+            raise ValueError(f"{names[0]} has {n_samples} images but {names[1]} has {len(y)} labels")
+        if y.dtype.kind == "f":
+            bad = ~np.isfinite(y)
+            if bad.any():
+                i = int(np.argmax(bad))
+                what = "NaN" if np.isnan(y[i]) else "infinity"
+                raise ValueError(f"Input {names[1]} contains {what}: label at index {i}")
+        if y.dtype.kind == "O":
+            missing = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and np.isnan(v))]
+            if missing:
+                raise ValueError(f"Input {names[1]} contains NaN: label at index {missing[0]} is missing")
+        check_classification_targets(y)
+        return y
+
+    def encode(self, y, fitted=None):
+        classes = np.unique(y)
+        if fitted is not None:
+            if not np.array_equal(classes, fitted):
+                raise ValueError(
+                    f"warm_start=True needs the classes of the first fit {fitted.tolist()}, got {classes.tolist()}"
+                )
+            classes = fitted
+        elif len(classes) < 2:
+            raise ValueError(f"a classifier needs at least 2 classes in y; got only one class: {classes[0]!r}")
+        return self.encode_known(y, classes), classes
+
+    def encode_validation(self, y_val, y):
+        classes = np.unique(y)
+        unknown = ~np.isin(y_val, classes)
+        if unknown.any():
+            i = int(np.argmax(unknown))
+            raise ValueError(f"y_val[{i}] = {y_val[i:i + 1].tolist()[0]!r} is not one of the classes of y "
+                             f"{classes.tolist()}")
+
+    def encode_known(self, y, fitted):
+        return np.searchsorted(fitted, y).astype(np.int64)
+
+    def n_outputs(self, fitted):
+        return len(fitted)
+
+    def sample_weights(self, sample_weight, y, n_samples):
+        extra = None if self.class_weight is None else compute_sample_weight(self.class_weight, y)
+        return weighted(sample_weight, n_samples, extra)
+
+    def criterion(self):
+        return nn.CrossEntropyLoss, {"label_smoothing": float(self.label_smoothing), "reduction": "none"}
+
+    def probe(self, features, targets, n_outputs, C, weights, init=None):
+        return fit_linear_probe(features, targets, n_outputs, C, weights, float(self.label_smoothing), init=init)
+
+    # ------------------------------------------------------------------ outputs
+
+    @staticmethod
+    def predict_proba(logits: np.ndarray) -> np.ndarray:
+        """Softmax probabilities (rows sum to 1)."""
+        logits = logits - logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    @staticmethod
+    def decision_function(logits: np.ndarray) -> np.ndarray:
+        """Logits; for two classes, the margin of the second class over the first."""
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
+    @staticmethod
+    def predict(logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """The class with the highest logit."""
+        return classes[logits.argmax(axis=1)]

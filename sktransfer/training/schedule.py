@@ -1,0 +1,91 @@
+"""Learning-rate schedules and the two-stage freezing schedule, as skorch callbacks."""
+
+from __future__ import annotations
+
+import math
+
+from skorch.callbacks import Callback
+
+from ..data.loader import num_batches
+
+SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+def lr_factor(schedule: str, progress: float, warmup: float) -> float:
+    """Multiplier of the peak learning rate at ``progress`` in [0, 1] of a training segment.
+
+    ``"onecycle"``: cosine rise from 1/25 to 1 over the ``warmup`` fraction, then
+    cosine decay to 1/25e4 (PyTorch's ``OneCycleLR`` shape). ``"cosine"``: linear
+    warm-up from 0 over ``warmup``, then cosine decay to 0. ``"constant"``: 1.
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "onecycle":
+        start, end = 1 / 25, 1 / 25e4
+        if progress < warmup:
+            return start + (1 - start) * (1 - math.cos(math.pi * progress / warmup)) / 2
+        rest = (progress - warmup) / max(1e-12, 1 - warmup)
+        return end + (1 - end) * (1 + math.cos(math.pi * rest)) / 2
+    if progress < warmup:
+        return progress / warmup
+    rest = (progress - warmup) / max(1e-12, 1 - warmup)
+    return (1 + math.cos(math.pi * rest)) / 2
+
+
+class LRSchedule(Callback):
+    """Set every param group's learning rate before each training batch.
+
+    The head's rate is recorded in the batch history as ``"lr"``.
+
+    ``segments`` lists ``(first_epoch, end_epoch, scale)``: the schedule restarts at
+    each segment and peaks at ``scale`` times the group's base rate.
+    """
+
+    def __init__(self, schedule, warmup, base_lrs, segments):
+        self.schedule = schedule
+        self.warmup = warmup
+        self.base_lrs = base_lrs
+        self.segments = segments
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.offset_ = len(net.history)  # a warm start replays the schedule
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        self.batches_per_epoch_ = num_batches(
+            len(dataset_train), net.batch_size, getattr(net, "iterator_train__drop_last", False)
+        )
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if not training:
+            return
+        epoch = len(net.history) - 1 - self.offset_
+        position = epoch + (len(net.history[-1]["batches"]) - 1) / self.batches_per_epoch_
+        for first, end, scale in self.segments:
+            if first <= epoch < end:
+                factor = scale * lr_factor(self.schedule, (position - first) / (end - first), self.warmup)
+                break
+        else:  # epochs past the plan (warm starts) keep the final rate
+            first, end, scale = self.segments[-1]
+            factor = scale * lr_factor(self.schedule, 1.0, self.warmup)
+        for group, base in zip(net.optimizer_.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        net.history.record_batch("lr", self.base_lrs[-1] * factor)
+
+
+class HeadFirst(Callback):
+    """Two-stage transfer learning: train only the head for ``head_epochs``, then unfreeze
+    down to ``freeze_depth``. Records ``"frozen_stages"`` in the epoch history."""
+
+    def __init__(self, head_epochs, freeze_depth):
+        self.head_epochs = head_epochs
+        self.freeze_depth = freeze_depth
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.offset_ = len(net.history)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        module = net.module_
+        epoch = len(net.history) - 1 - self.offset_
+        module.set_frozen(len(module.stages) if epoch < self.head_epochs else self.freeze_depth)
+        net.history.record("frozen_stages", module.n_frozen)
