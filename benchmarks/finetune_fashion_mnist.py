@@ -32,13 +32,29 @@ def subset(data, n_train, n_test, seed=0):
     return data.X_train[train], data.y_train[train], data.X_test[test], data.y_test[test]
 
 
-def raw_loop(X_train, y_train, X_test, y_test, *, epochs, size, batch_size, device):
-    """What one would write by hand: the same model, recipe, batch size and channels-last layout."""
+def raw_model(outputs, device):
+    """EfficientNet-Lite0 (offline ImageNet weights) with a new linear head, channels-last."""
     torch.manual_seed(0)
     backbone = get_backbone("efficientnet_lite0").module
-    model = nn.Sequential(backbone, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 10)).to(device)
+    model = nn.Sequential(backbone, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, outputs)).to(device)
+    return model.to(memory_format=torch.channels_last)  # faster on GPUs and CPUs alike
+
+
+def raw_prepare(device, size):
+    """Host uint8 (n, 1, 28, 28) batches -> the network's float input on ``device``."""
+    def prepare(xb):
+        xb = xb.to(device, non_blocking=True).float() / 255
+        xb = F.interpolate(xb, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+        xb = ((xb - 0.5) / 0.5).expand(-1, 3, -1, -1)
+        return xb.contiguous(memory_format=torch.channels_last)
+
+    return prepare
+
+
+def raw_loop(X_train, y_train, X_test, y_test, *, epochs, size, batch_size, device):
+    """What one would write by hand: the same model, recipe, batch size and channels-last layout."""
+    model = raw_model(10, device)
     cuda = torch.device(device).type == "cuda"
-    model = model.to(memory_format=torch.channels_last)  # faster on GPUs and CPUs alike
     steps = epochs * (len(X_train) // batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=steps,
@@ -48,12 +64,7 @@ def raw_loop(X_train, y_train, X_test, y_test, *, epochs, size, batch_size, devi
     y = torch.from_numpy(y_train.astype(np.int64))
     if cuda:
         X, y = X.pin_memory(), y.pin_memory()
-
-    def prepare(xb):
-        xb = xb.to(device, non_blocking=True).float() / 255
-        xb = F.interpolate(xb, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
-        xb = ((xb - 0.5) / 0.5).expand(-1, 3, -1, -1)
-        return xb.contiguous(memory_format=torch.channels_last)
+    prepare = raw_prepare(device, size)
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     with timer(device) as elapsed:

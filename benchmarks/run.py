@@ -20,6 +20,7 @@ import bench_frozen_head
 import bench_grid_search
 import bench_memory
 import bench_quality
+import bench_regression
 import bench_text
 import bench_transform
 import finetune_fashion_mnist
@@ -34,6 +35,7 @@ SUITE = {
     "frozen_head_vs_logistic_regression": bench_frozen_head.run,
     "finetune_fashion_mnist": finetune_fashion_mnist.run,
     "text_transform": bench_text.run,
+    "regression_rotation": bench_regression.run,
     "dask": bench_dask.run,
     "quality": bench_quality.run,  # hours on a CPU: last
 }

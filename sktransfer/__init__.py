@@ -19,6 +19,7 @@ _EXPORTS = {
     "FeatureCache": ".engine.cache",
     "feature_cache": ".engine.cache",
     "FineTunedClassifier": ".classifier",
+    "FineTunedRegressor": ".regressor",
     "PretrainedFeatureExtractor": ".extractor",
     "SKOPS_TRUSTED_TYPES": ".saving",
     "load": ".saving",

@@ -58,7 +58,6 @@ TRAINING_PARAMETERS = {
     "lr_schedule": [StrOptions(set(SCHEDULES))],
     "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
     "backbone_lr_ratio": [Interval(Real, 0, None, closed="left")],
-    "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     "augment": [StrOptions(set(AUGMENTATIONS)), None],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -70,9 +69,10 @@ TRAINING_PARAMETERS = {
 class FineTunedEstimator(TransferEstimator):
     """Base of the fine-tuned estimators (left of ``BaseEstimator``).
 
-    Subclasses define ``_task()`` (the task object of their parameters), ``_targets_state``
-    (the fitted attribute holding what ``fit`` learns from ``y``) and their prediction
-    methods, which read :meth:`_outputs`.
+    Subclasses define ``_task(y=None)`` (the task object of their parameters, for the
+    targets ``y`` at fit, for what was fitted otherwise), ``_targets_state`` (the fitted
+    attribute holding what ``fit`` learns from ``y``) and their prediction methods, which
+    read :meth:`_outputs`. ``_target_type`` keeps the fitted task's ``target_type``.
     """
 
     _parameter_constraints: dict = {
@@ -93,18 +93,23 @@ class FineTunedEstimator(TransferEstimator):
                           f"less than max_epochs={params['max_epochs']}, leaving epochs to fine-tune the backbone "
                           "(or use freeze_depth='all')")
 
-    def _task(self):
+    def _task(self, y=None):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ fitting
 
     def _fit(self, X, y, sample_weight=None, X_val=None, y_val=None):
         """The whole fit, after the fit context checked every parameter."""
-        params, task = self.get_params(deep=False), self._task()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        params, task = self.get_params(deep=False), self._task(y)
         spec = NetworkSpec.of(params)
         modality = self._modality(spec)
         training = TrainingSpec.of(params, spec)
         continuing = self.warm_start and hasattr(self, "net_")
+        if continuing and task.target_type != getattr(self, "_target_type", task.target_type):
+            raise ValueError(f"warm_start=True needs targets of the first fit's kind ({self._target_type}); "
+                             f"got {task.target_type} targets")
         checked, signature = self._check_input(X, spec, self._input_signature if continuing else None)
         y = task.check_targets(y, len(checked))
         validation = self._check_validation(X_val, y_val, y, signature, spec, task)
@@ -121,6 +126,7 @@ class FineTunedEstimator(TransferEstimator):
                                    training, task)
                 net.initialize()
                 setattr(self, self._targets_state, fitted)
+                self._target_type = task.target_type
                 self.n_channels_in_ = signature.n_channels
                 self._input_signature = signature
                 self.weights_id_ = backbone.weights_id

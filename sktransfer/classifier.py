@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
+import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ._estimator import fit_context
 from ._finetuned import FineTunedEstimator
-from .fitting.params import StrOptions
-from .tasks import Classification
+from .fitting.params import Interval, StrOptions
+from .tasks import Classification, MultiLabel
 
 
 class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
@@ -86,7 +89,7 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         Backbone learning rate relative to the head's (e.g. 0.1 for gentler
         fine-tuning).
     label_smoothing : float, default=0.1
-        Cross-entropy label smoothing.
+        Cross-entropy label smoothing (multi-label targets move this far towards 1/2).
     augment : {"flip", "flip_crop"} or None, default="flip"
         Train-time augmentation on the device: random horizontal flips, plus
         with ``"flip_crop"`` small random crops (shifts of up to 1/16 of the
@@ -128,7 +131,7 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         (skorch's ``compile``). ``"auto"`` and False train and predict eagerly:
         compiling the training graph measured slower than eager steps on a
         CPU and no faster on a GPU (``finetune_fashion_mnist`` rows of
-        benchmarks/results/*.json); the extractor's ``"auto"`` compiles
+        ``benchmarks/results/*.json``); the extractor's ``"auto"`` compiles
         ``transform`` where it pays back.
     cache : bool, default=True
         Without augmentation, run the frozen part of the network once per fit
@@ -155,7 +158,7 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray
-        The class labels.
+        The class labels; for multi-label targets, the label columns ``[0, ..., k - 1]``.
     net_ : TransferNet
         The fitted skorch net (``net_.module_`` is the torch network,
         ``net_.history`` the training history).
@@ -264,6 +267,7 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         **FineTunedEstimator._parameter_constraints,
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
     # what a saved state may hold besides the parameters (the network is rebuilt from
@@ -271,11 +275,19 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
     # be there when it is fitted
     _required_state = ("classes_", "n_iter_", "probe_n_iter_", "weights_id_", "data_config_", "device_",
                        "n_channels_in_", "_input_signature", "_spec", "_history")
-    _fitted_state = (*_required_state, "_network", "n_features_in_", "feature_names_in_")
+    _fitted_state = (*_required_state, "_network", "n_features_in_", "feature_names_in_", "_target_type")
     _targets_state = "classes_"
 
-    def _task(self) -> Classification:
-        return Classification(label_smoothing=self.label_smoothing, class_weight=self.class_weight)
+    def _task(self, y=None):
+        """Multi-label for a 2-D ``y`` of several columns (an indicator matrix), else
+        single-label; after fit, the task fitted."""
+        if y is None:
+            multilabel = getattr(self, "_target_type", "multiclass") == MultiLabel.target_type
+        else:
+            shape = np.asarray(y).shape  # y may be any array-like (not only numpy's)
+            multilabel = len(shape) == 2 and shape[1] > 1
+        task = MultiLabel if multilabel else Classification
+        return task(label_smoothing=self.label_smoothing, class_weight=self.class_weight)
 
     @fit_context
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None):
@@ -287,8 +299,11 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         ----------
         X : array-like, tensor, list of PIL images or of paths
             Training images (any input :class:`PretrainedFeatureExtractor` accepts).
-        y : array-like of shape (n_samples,)
-            Class labels: ints, strings or bools; at least two classes.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels: ints, strings or bools; at least two classes. Or a
+            multi-label indicator matrix of 0 and 1 (one column per label, each
+            taking both values): the labels are then independent, with sigmoid
+            outputs and binary cross-entropy, as ``MLPClassifier`` does.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each image in the loss (times its
             ``class_weight``); None weighs all images alike.
@@ -306,7 +321,8 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         return self._fit(X, y, sample_weight, X_val, y_val)
 
     def predict_proba(self, X):
-        """Class probabilities (rows sum to 1), in the order of ``classes_``.
+        """Class probabilities (rows sum to 1), in the order of ``classes_``; for
+        multi-label targets, each label's probability (independent).
 
         Parameters
         ----------
@@ -315,12 +331,13 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_classes)
+        proba : ndarray of shape (n_samples, n_classes) or (n_samples, n_labels)
         """
-        return Classification.predict_proba(self._outputs(X))
+        return self._task().predict_proba(self._outputs(X))
 
     def decision_function(self, X):
-        """Logits; for two classes, the logit margin of ``classes_[1]`` over ``classes_[0]``.
+        """Logits; for two classes, the logit margin of ``classes_[1]`` over ``classes_[0]``;
+        for multi-label targets, one logit per label.
 
         Parameters
         ----------
@@ -329,12 +346,13 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        scores : ndarray of shape (n_samples,), (n_samples, n_classes) or (n_samples, n_labels)
         """
-        return Classification.decision_function(self._outputs(X))
+        return self._task().decision_function(self._outputs(X))
 
     def predict(self, X):
-        """Predicted class labels.
+        """Predicted class labels; for multi-label targets, the indicator matrix (a label
+        where its probability is at least 0.5).
 
         Parameters
         ----------
@@ -343,6 +361,6 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,)
+        labels : ndarray of shape (n_samples,) or (n_samples, n_labels)
         """
-        return Classification.predict(self._outputs(X), self.classes_)
+        return self._task().predict(self._outputs(X), self.classes_)

@@ -29,18 +29,19 @@ from .persistence.state import STATE_FORMAT
 from ._version import __version__
 from .classifier import FineTunedClassifier
 from .extractor import PretrainedFeatureExtractor
+from .regressor import FineTunedRegressor
 
 __all__ = ["SKOPS_TRUSTED_TYPES", "load", "save"]
 
-_ESTIMATORS = {cls.__name__: cls for cls in (PretrainedFeatureExtractor, FineTunedClassifier)}
+_ESTIMATORS = {cls.__name__: cls for cls in (PretrainedFeatureExtractor, FineTunedClassifier, FineTunedRegressor)}
 
 #: What ``skops.io.load`` must be told to trust for this library's estimators, on
-#: top of skops' defaults (builtins, numpy, scikit-learn): the two estimator
+#: top of skops' defaults (builtins, numpy, scikit-learn): the estimator
 #: classes, whose state is plain data.
 SKOPS_TRUSTED_TYPES = [f"{cls.__module__}.{cls.__qualname__}" for cls in _ESTIMATORS.values()]
 
 
-def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier], path) -> Path:
+def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier, FineTunedRegressor], path) -> Path:
     """Save ``estimator`` to ``path`` as one safetensors file.
 
     The write is atomic: a temporary file in the same folder, renamed onto
@@ -55,7 +56,7 @@ def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier], path
 
     Parameters
     ----------
-    estimator : PretrainedFeatureExtractor or FineTunedClassifier
+    estimator : PretrainedFeatureExtractor, FineTunedClassifier or FineTunedRegressor
         Fitted or not.
     path : str or path-like
         The file to write (by convention ending in ``.safetensors``).
@@ -85,7 +86,7 @@ def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier], path
     """
     if type(estimator) not in _ESTIMATORS.values():
         raise TypeError(
-            f"save takes a PretrainedFeatureExtractor or a FineTunedClassifier, not "
+            f"save takes a PretrainedFeatureExtractor, FineTunedClassifier or FineTunedRegressor, not "
             f"{type(estimator).__name__}; save pipelines and searches with skops.io.dump"
         )
     tensors: dict = {}
@@ -110,7 +111,7 @@ def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier], path
     return path
 
 
-def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
+def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier, FineTunedRegressor]:
     """Load an estimator written by :func:`save`.
 
     Nothing in the file is executed: the header is JSON, the tensors are raw
@@ -124,7 +125,7 @@ def load(path) -> Union[PretrainedFeatureExtractor, FineTunedClassifier]:
 
     Returns
     -------
-    estimator : PretrainedFeatureExtractor or FineTunedClassifier
+    estimator : PretrainedFeatureExtractor, FineTunedClassifier or FineTunedRegressor
 
     Raises
     ------

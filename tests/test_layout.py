@@ -19,7 +19,7 @@ from sktransfer.fitting.params import InvalidParameterError
 from sktransfer.modalities import MODALITIES
 
 PACKAGE = Path(sktransfer.__file__).parent
-ESTIMATOR_MODULES = ["extractor.py", "classifier.py", "_finetuned.py", "_estimator.py"]
+ESTIMATOR_MODULES = ["extractor.py", "classifier.py", "regressor.py", "_finetuned.py", "_estimator.py"]
 # the layers below the estimators, which never see one
 LOWER = ["backbones", "data", "engine", "fitting", "modalities", "nn", "persistence", "tasks", "training"]
 
@@ -40,7 +40,7 @@ def test_estimator_modules_compare_no_modality_strings():
 
 
 def test_no_lower_layer_imports_an_estimator_or_takes_one():
-    estimators = {"extractor", "classifier", "_finetuned", "_estimator"}
+    estimators = {"extractor", "classifier", "regressor", "_finetuned", "_estimator"}
     for package in LOWER:
         for path in (PACKAGE / package).rglob("*.py"):
             tree = ast.parse(path.read_text())

@@ -135,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     _common(p)
 
-    p = commands.add_parser("predict", help="predict classes and probabilities with a saved model",
+    p = commands.add_parser("predict", help="predict classes and probabilities (or values) with a saved model",
                             description="Predict INPUT with MODEL: one row per image (or text) with the "
-                                        "predicted class and the probability of each class.")
+                                        "predicted class and the probability of each class; for a "
+                                        "multi-label model each label (0 or 1) and its probability; for "
+                                        "a regressor the predicted value of each target.")
     p.add_argument("model", metavar="MODEL", help="a .safetensors or .skops model file")
     p.add_argument("input", metavar="INPUT", help="as for 'extract'")
     p.add_argument("-o", "--output", default=None, metavar="FILE",

@@ -238,24 +238,42 @@ def fit(args) -> None:
 
 def _classifier(path):
     model = load_model(path)
-    if not hasattr(model, "predict_proba"):
-        raise UsageError(f"{str(path)!r} holds a {type(model).__name__}, which does not predict classes")
+    if not hasattr(model, "predict_proba") or getattr(model, "_target_type", "") == "multilabel-indicator":
+        raise UsageError(f"{str(path)!r} holds a {type(model).__name__} that does not predict one class per "
+                         "input (a regressor, or a multi-label classifier)")
+    return model
+
+
+def _predictor(path):
+    model = load_model(path)
+    if not hasattr(model, "predict") or not hasattr(model, "_outputs"):
+        raise UsageError(f"{str(path)!r} holds a {type(model).__name__}, which does not predict")
     return model
 
 
 def predict(args) -> None:
-    """Classes and class probabilities of INPUT, as CSV (standard output) or a file."""
+    """Predictions of INPUT (classes and class probabilities, labels, or values), as CSV
+    (standard output) or a file."""
     output = check_output(args.output, (".csv", ".parquet"), args.overwrite) if args.output else None
-    model = _classifier(args.model)
+    model = _predictor(args.model)
     model.set_params(**_runtime_params(model, args))
-    modality = getattr(model, "_input_signature", None)
-    modality = "text" if modality is not None and modality.kind == "text" else "image"
+    modality = model._spec.modality
     items, ids = _read(args, modality)
     _say(args, f"predicting {_plural(len(items), modality)} with {args.model}")
-    proba = model.predict_proba(items)
-    classes = model.classes_
-    columns = {**ids, "prediction": classes[proba.argmax(axis=1)]}
-    columns.update({f"proba_{c}": proba[:, i] for i, c in enumerate(classes)})
+    outputs, task = model._outputs(items), model._task()  # one pass gives predictions and probabilities
+    columns = dict(ids)
+    if hasattr(task, "predict_proba"):
+        classes, proba = model.classes_, task.predict_proba(outputs)
+        predicted = task.predict(outputs, classes)
+        if predicted.ndim == 1:
+            columns["prediction"] = predicted
+        else:  # multi-label: one column per label, 0 or 1
+            columns.update({f"label_{c}": predicted[:, i] for i, c in enumerate(classes)})
+        columns.update({f"proba_{c}": proba[:, i] for i, c in enumerate(classes)})
+    else:  # a regressor: one column per target
+        predicted = task.predict(outputs, model._target_scaling)
+        columns.update({"prediction": predicted} if predicted.ndim == 1 else
+                       {f"prediction_{i}": predicted[:, i] for i in range(predicted.shape[1])})
     if output is None:
         write_csv(sys.stdout, columns)
     else:

@@ -38,7 +38,7 @@ from ..persistence.atomic import atomic_path
 
 #: Steady-state speed-up assumed from compiling a frozen backbone, by device type, until
 #: a record says what it was for that network (the measured ones: ``transform`` rows of
-#: benchmarks/results/*.json).
+#: ``benchmarks/results/*.json``).
 EXPECTED_SPEEDUP = {"cpu": 1.2, "cuda": 1.5}
 #: Seconds a first compile is assumed to take when no record says otherwise (GPUs
 #: compile faster but autotune more).

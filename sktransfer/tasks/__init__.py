@@ -10,5 +10,7 @@ from __future__ import annotations
 
 from .base import Task
 from .classification import Classification
+from .multilabel import MultiLabel
+from .regression import Regression
 
-__all__ = ["Classification", "Task"]
+__all__ = ["Classification", "MultiLabel", "Regression", "Task"]

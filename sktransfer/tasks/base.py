@@ -8,6 +8,31 @@ import numpy as np
 import torch
 
 
+def weighted(sample_weight, n_samples: int, extra=None):
+    """Per-sample loss weights (``sample_weight`` times ``extra``), scaled to mean 1 so that
+    learning rates keep their meaning; None when both are None."""
+    if sample_weight is None and extra is None:
+        return None
+    weights = np.ones(n_samples)
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.ndim == 0:
+            weights = np.full(n_samples, float(weights))
+        if weights.shape != (n_samples,):
+            raise ValueError(
+                f"sample_weight.shape == {weights.shape}, expected ({n_samples},): one weight per image"
+            )
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"sample_weight must be finite and non-negative; sample {i} has {weights[i]:g}")
+    if extra is not None:
+        weights = weights * extra
+    if not weights.sum() > 0:
+        raise ValueError("Sample weights must contain at least one non-zero number: every weight is zero")
+    return (weights / weights.mean()).astype(np.float32)
+
+
 class Task:
     """What depends on the kind of target, for the fine-tuned estimators.
 
@@ -22,10 +47,14 @@ class Task:
         proportions.
     net_class : type
         The skorch net that trains for it (``TransferLoop`` on a skorch net class).
+    target_type : str
+        scikit-learn's name for its targets (``type_of_target``): ``"multiclass"``,
+        ``"multilabel-indicator"``, ``"continuous"``; kept by the fitted estimator.
     """
 
     stratified: bool = False
     net_class: type = None
+    target_type: str = ""
 
     def net_kwargs(self, n_outputs: int) -> dict:
         """Keyword arguments of ``net_class`` that depend on the task."""

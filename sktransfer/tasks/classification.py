@@ -13,32 +13,7 @@ from torch import nn
 
 from ..training.net import TransferNet
 from ..training.probe import fit_linear_probe
-from .base import Task
-
-
-def weighted(sample_weight, n_samples: int, extra=None):
-    """Per-sample loss weights (``sample_weight`` times ``extra``), scaled to mean 1 so that
-    learning rates keep their meaning; None when both are None."""
-    if sample_weight is None and extra is None:
-        return None
-    weights = np.ones(n_samples)
-    if sample_weight is not None:
-        weights = np.asarray(sample_weight, dtype=np.float64)
-        if weights.ndim == 0:
-            weights = np.full(n_samples, float(weights))
-        if weights.shape != (n_samples,):
-            raise ValueError(
-                f"sample_weight.shape == {weights.shape}, expected ({n_samples},): one weight per image"
-            )
-        bad = ~np.isfinite(weights) | (weights < 0)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(f"sample_weight must be finite and non-negative; sample {i} has {weights[i]:g}")
-    if extra is not None:
-        weights = weights * extra
-    if not weights.sum() > 0:
-        raise ValueError("Sample weights must contain at least one non-zero number: every weight is zero")
-    return (weights / weights.mean()).astype(np.float32)
+from .base import Task, weighted
 
 
 @dataclass(frozen=True)
@@ -59,6 +34,7 @@ class Classification(Task):
     label_smoothing: float = 0.0
     class_weight: Any = None
     stratified = True
+    target_type = "multiclass"
     net_class = TransferNet
 
     def net_kwargs(self, n_outputs):

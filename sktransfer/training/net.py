@@ -176,8 +176,11 @@ class TransferLoop:
         self.history.record(prefix + "_batch_count", len(records))
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        # override: per-sample weights (the criterion returns per-sample losses, reduction="none")
+        # override: per-sample weights (the criterion returns per-sample losses, reduction="none",
+        # averaged over a sample's outputs when it has several: labels, targets)
         losses = self.criterion_(y_pred.float(), y_true)
+        if losses.ndim > 1:
+            losses = losses.reshape(len(losses), -1).mean(1)
         weights = X.get("sample_weight") if isinstance(X, Mapping) else None
         return (losses * weights).mean() if weights is not None else losses.mean()
 
