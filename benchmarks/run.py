@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+import bench_audio
 import bench_cache
 import bench_dask
 import bench_frozen_head
@@ -36,6 +37,7 @@ SUITE = {
     "finetune_fashion_mnist": finetune_fashion_mnist.run,
     "text_transform": bench_text.run,
     "regression_rotation": bench_regression.run,
+    "speech_digits": bench_audio.run,
     "dask": bench_dask.run,
     "quality": bench_quality.run,  # hours on a CPU: last
 }

@@ -9,12 +9,16 @@ names the first one broken:
 2. its :class:`~sktransfer.DataConfig` is complete (input size, three means
    and positive standard deviations, crop fraction), or, for a text backbone,
    its :class:`~sktransfer.backbones.TextConfig` and tokenizer are, and its
-   stages give tokens;
+   stages give tokens, or, for an audio backbone, its
+   :class:`~sktransfer.backbones.AudioConfig` and the image config inside it
+   are, or its :class:`~sktransfer.backbones.AudioEncoderConfig` and feature
+   extractor;
 3. its stages are named, unique, and own every parameter of the module exactly
    once (so freezing by depth freezes exactly those stages), and a sequential
    backbone is its stages in order;
 4. on a batch of two images at the data config's size (two texts for a text
-   backbone), the stages run in the
+   backbone; two spectrogram images for an audio one, two clips through an
+   audio encoder's feature extractor), the stages run in the
    order listed (a stage may not run at all, as the head norm that timm keeps in
    a ConvNeXt's last group) and the last one's output has ``num_features``
    channels in its declared layout;
@@ -26,13 +30,14 @@ and, when built on the CPU (``device="cpu"``, the default):
    the module returns a tensor, and with the first ``k`` stages frozen a
    backward pass reaches every later stage and no frozen one;
 7. a :class:`~sktransfer.PretrainedFeatureExtractor` on it fits and transforms
-   on the CPU, and pickle and skops (when installed) round trips give the same
+   (images, texts or waveforms) on the CPU, and pickle and skops (when installed) round trips give the same
    features.
 
 ``device="meta"`` checks 1-4 on shapes alone, without memory or compute (for
 large networks in a test suite); a network that computes on tensors while it is
-built is built on the CPU, then moved to the meta device. Text backbones are
-always checked on the CPU (their attention masks are read as values).
+built is built on the CPU, then moved to the meta device. Text backbones and
+audio encoders are always checked on the CPU (attention masks are read as
+values; a feature extractor makes CPU tensors).
 """
 
 from __future__ import annotations
@@ -43,14 +48,14 @@ from typing import Any, Callable, Iterable, Union
 import numpy as np
 import torch
 
-from .backbones import Backbone, DataConfig, TextConfig, get_backbone, register_backbone
+from .backbones import AudioConfig, AudioEncoderConfig, Backbone, DataConfig, TextConfig, get_backbone, register_backbone
 from .backbones._base import FEATURE_FORMATS
 from .backbones._registry import backbone_modality
 from .nn.freezing import freeze_stages, keep_batchnorm_in_eval
 
 __all__ = ["BackboneContractError", "check_backbone", "parametrize_with_backbone_checks"]
 
-MODALITIES = ("image", "text")  # what the estimators take
+MODALITIES = ("image", "text", "audio")  # what the estimators take
 TEXTS = ["A short text.", "A second text, somewhat longer than the first one."]
 
 
@@ -111,6 +116,9 @@ def check_backbone(backbone: Union[str, Callable], weights: Any = None, *, devic
     if device == "meta" and backbone_modality(name) == "text":
         device = "cpu"  # attention masks are read as values: text encoders do not run on meta tensors
     built = _build(name, weights, device)
+    if device == "meta" and built.feature_extractor is not None:
+        # an audio encoder's extractor makes CPU tensors, and its normalizations do not run on meta ones
+        device, built = "cpu", _build(name, weights, "cpu")
     with torch.device(device):
         _check_kind(built, name)
         _check_data_config(built, name)
@@ -185,6 +193,18 @@ def _check_data_config(backbone, name) -> None:
         _require(callable(backbone.tokenizer), name, "a text backbone needs a tokenizer")
         _require(all(f == "NLC" for f in backbone.stage_formats), name, "a text backbone's stages give tokens (NLC)")
         return
+    if backbone.modality == "audio" and isinstance(config, AudioEncoderConfig):
+        _require(config.sample_rate > 0 and config.clip_seconds > 0, name,
+                 "an AudioEncoderConfig needs a positive sample_rate and clip_seconds")
+        _require(callable(backbone.feature_extractor), name, "an audio encoder needs a feature_extractor")
+        _require(all(f == "NLC" for f in backbone.stage_formats), name, "an audio encoder's stages give tokens (NLC)")
+        return
+    if backbone.modality == "audio":
+        _require(isinstance(config, AudioConfig), name, f"an audio backbone's data_config is a "
+                 f"{type(config).__name__}, not an AudioConfig or an AudioEncoderConfig")
+        _require(config.sample_rate > 0 and config.clip_seconds > 0 and config.n_mels > 0, name,
+                 "an AudioConfig needs a positive sample_rate, clip_seconds and n_mels")
+        config = config.image  # the spectrogram image's: checked as an image backbone's
     _require(isinstance(config, DataConfig), name, f"data_config is a {type(config).__name__}, not a DataConfig")
     size = config.input_size
     _require(len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size), name,
@@ -225,6 +245,11 @@ def _forward(backbone, grad=False):
     if backbone.modality == "text":
         tokens = backbone.tokenizer(TEXTS, padding=True, return_tensors="pt")
         inputs = (tokens["input_ids"], tokens["attention_mask"])
+    elif isinstance(backbone.data_config, AudioEncoderConfig):
+        clips = np.random.default_rng(0).uniform(-0.5, 0.5, (2, backbone.data_config.clip_samples))
+        values = backbone.feature_extractor(list(clips), sampling_rate=backbone.data_config.sample_rate,
+                                            return_tensors="pt")["input_values"]
+        inputs = (values.to(next(backbone.module.parameters()).device),)  # the extractor's are on the CPU
     else:
         x = torch.zeros(2, 3, *backbone.data_config.input_size)
         if x.device.type != "meta":
@@ -300,10 +325,12 @@ def _check_gradients(backbone, name) -> None:
 def _check_estimator(name, weights) -> None:
     from . import SKOPS_TRUSTED_TYPES, PretrainedFeatureExtractor
 
-    images = np.random.default_rng(0).integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
-    if backbone_modality(name) == "text":
-        images = TEXTS
-    extractor = PretrainedFeatureExtractor(name, weights=weights, device="cpu", cache=False, random_state=0)
+    rng = np.random.default_rng(0)
+    inputs = {"image": rng.integers(0, 256, (2, 24, 24, 3), dtype=np.uint8), "text": TEXTS,
+              "audio": list(rng.uniform(-0.5, 0.5, (2, 8000)).astype(np.float32))}
+    images = inputs[backbone_modality(name)]
+    audio = {"sample_rate": 16000} if backbone_modality(name) == "audio" else {}
+    extractor = PretrainedFeatureExtractor(name, weights=weights, device="cpu", cache=False, random_state=0, **audio)
     features = extractor.fit_transform(images)
     _require(np.isfinite(features).all(), name, "the extractor gave non-finite features")
     loaded = pickle.loads(pickle.dumps(extractor))

@@ -114,6 +114,10 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         truncated, batches padded to their longest text); None keeps the
         model's own limit. With a text backbone, ``augment`` does not apply
         and ``pooling`` and ``input_size`` keep their defaults.
+    sample_rate, clip_seconds
+        Audio backbones only (``audio/<image backbone>``): how sound is read, as
+        for :class:`PretrainedFeatureExtractor`. With an audio backbone,
+        ``augment`` does not apply.
     pooling : {"avg", "max", "avgmax", "catavgmax", "token"}, default="avg"
         Pooling of the last stage before the head.
     input_size : int, (int, int) or None, default=None
@@ -214,6 +218,8 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         n_iter_no_change=5,
         class_weight=None,
         max_length=None,
+        sample_rate=None,
+        clip_seconds=None,
         pooling="avg",
         input_size=None,
         resize="squash",
@@ -246,6 +252,8 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         self.backbone_lr_ratio = backbone_lr_ratio
         self.label_smoothing = label_smoothing
         self.max_length = max_length
+        self.sample_rate = sample_rate
+        self.clip_seconds = clip_seconds
         self.augment = augment
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -16,6 +16,7 @@ from .engine.budgets import batch_size_for
 from .engine.features import extract
 from .fitting.memo import load_backbone
 from .fitting.params import (
+    AUDIO_INPUT_PARAMETERS,
     IMAGE_INPUT_PARAMETERS,
     NETWORK_PARAMETERS,
     RUNTIME_PARAMETERS,
@@ -75,6 +76,14 @@ class PretrainedFeatureExtractor(TransferEstimator, ClassNamePrefixFeaturesOutMi
         Text backbones only: tokens kept per text (longer texts are
         truncated); None keeps the model's own limit (256 for
         all-MiniLM-L6-v2).
+    sample_rate : int or None, default=None
+        Audio backbones only (``audio/<image backbone>``): the rate, in Hz, of
+        waveform arrays (sound files carry their own). Clips are resampled to
+        the backbone's rate.
+    clip_seconds : float or None, default=None
+        Audio backbones only: every clip is made this long (shorter ones padded
+        with silence at their end, longer ones keep their middle); None keeps
+        the backbone's (2 s).
     cache : bool, default=True
         Reuse features computed before for the same images, configuration and
         weights, across fits, folds, grid points and estimator copies (see
@@ -152,6 +161,8 @@ class PretrainedFeatureExtractor(TransferEstimator, ClassNamePrefixFeaturesOutMi
         image_shape=None,
         value_range=(0.0, 1.0),
         max_length=None,
+        sample_rate=None,
+        clip_seconds=None,
         cache=True,
         cache_dir=None,
         compile="auto",
@@ -171,6 +182,8 @@ class PretrainedFeatureExtractor(TransferEstimator, ClassNamePrefixFeaturesOutMi
         self.image_shape = image_shape
         self.value_range = value_range
         self.max_length = max_length
+        self.sample_rate = sample_rate
+        self.clip_seconds = clip_seconds
         self.cache = cache
         self.cache_dir = cache_dir
         self.compile = compile
@@ -181,6 +194,7 @@ class PretrainedFeatureExtractor(TransferEstimator, ClassNamePrefixFeaturesOutMi
         **NETWORK_PARAMETERS,
         **IMAGE_INPUT_PARAMETERS,
         **TEXT_INPUT_PARAMETERS,
+        **AUDIO_INPUT_PARAMETERS,
         **RUNTIME_PARAMETERS,
         "stage": [Interval(Integral, None, None, closed="neither"), str, None],
         "cache_dir": [str, os.PathLike, None],

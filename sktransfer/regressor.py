@@ -46,7 +46,7 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
         that a mirror image keeps; pass None otherwise (an angle, a position).
     early_stopping, validation_fraction, n_iter_no_change
         As for :class:`FineTunedClassifier`; the held-out part is not stratified.
-    max_length, pooling, input_size, resize, device, precision, compile, cache
+    max_length, sample_rate, clip_seconds, pooling, input_size, resize, device, precision, compile, cache
         As for :class:`FineTunedClassifier`.
     channel_axis, image_shape, value_range
         How numeric arrays are read, as for :class:`PretrainedFeatureExtractor`.
@@ -111,6 +111,8 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=5,
         max_length=None,
+        sample_rate=None,
+        clip_seconds=None,
         pooling="avg",
         input_size=None,
         resize="squash",
@@ -147,6 +149,8 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.max_length = max_length
+        self.sample_rate = sample_rate
+        self.clip_seconds = clip_seconds
         self.pooling = pooling
         self.input_size = input_size
         self.resize = resize

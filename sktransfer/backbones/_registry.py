@@ -25,14 +25,14 @@ from ._base import Backbone
 ENTRY_POINT_GROUP = "sktransfer.backbones"
 
 BackboneFactory = Callable[[str, Any], Backbone]
-MODALITIES = ("image", "text")
+MODALITIES = ("image", "text", "audio")
 
 
 @dataclass(frozen=True)
 class _Entry:
     factory: BackboneFactory
     list_names: Optional[Callable[[], Iterable[str]]] = None
-    modality: str = "image"
+    modality: "str | Callable[[str], str]" = "image"
 
 
 _lock = threading.RLock()
@@ -47,7 +47,7 @@ def register_backbone(
     *,
     overwrite: bool = False,
     list_names: Optional[Callable[[], Iterable[str]]] = None,
-    modality: str = "image",
+    modality: "str | Callable[[str], str]" = "image",
 ):
     """Register a backbone factory under ``name``.
 
@@ -66,9 +66,11 @@ def register_backbone(
     list_names : callable, optional
         For a namespace: returns the names it offers, for
         :func:`list_backbones`.
-    modality : {"image", "text"}, default="image"
+    modality : {"image", "text", "audio"} or callable, default="image"
         What the factory's backbones take, known before one is built (the
-        estimators validate their input first).
+        estimators validate their input first). A namespace whose models take
+        different inputs passes ``modality(name) -> str``, which must be cheap
+        (``"hf/*"`` reads the model folder's configuration).
 
     Returns
     -------
@@ -91,8 +93,8 @@ def register_backbone(
     """
     if factory is None:
         return lambda f: register_backbone(name, f, overwrite=overwrite, list_names=list_names, modality=modality)
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    if not (callable(modality) or modality in MODALITIES):
+        raise ValueError(f"modality must be one of {MODALITIES} or a callable, got {modality!r}")
     if not isinstance(name, str) or not name or name == "/*":
         raise ValueError(f"backbone name must be a non-empty string, got {name!r}")
     if not callable(factory):
@@ -128,15 +130,16 @@ def _lookup(name: str) -> _Entry:
 
 
 def is_model_folder(folder: str) -> bool:
-    """A Hugging Face model folder: a config naming its model type, and a tokenizer."""
+    """A Hugging Face model folder: a config naming its model type, and a tokenizer or a
+    feature extractor's configuration."""
     try:
         with open(os.path.join(folder, "config.json")) as f:
             config = json.load(f)
     except (OSError, ValueError):
         return False
-    tokenizer = any(os.path.isfile(os.path.join(folder, f))
-                    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
-    return isinstance(config, dict) and "model_type" in config and tokenizer
+    reads = any(os.path.isfile(os.path.join(folder, f))
+             for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "preprocessor_config.json"))
+    return isinstance(config, dict) and "model_type" in config and reads
 
 
 def local_model_folder(name: str) -> Optional[str]:
@@ -158,11 +161,17 @@ def backbone_factory(name: str) -> BackboneFactory:
 
 
 def backbone_modality(name: str) -> str:
-    """What the backbone registered as ``name`` takes (``"image"`` or ``"text"``), without
-    building it; an unknown name raises ``ValueError`` with close matches."""
+    """What the backbone registered as ``name`` takes (``"image"``, ``"text"`` or
+    ``"audio"``), without building it; an unknown name raises ``ValueError`` with close
+    matches."""
     _ensure_loaded()
     with _lock:
-        return _lookup(name).modality
+        modality = _lookup(name).modality
+    if callable(modality):
+        modality = modality(name)
+        if modality not in MODALITIES:
+            raise TypeError(f"the modality registered for {name!r} says {modality!r}, not one of {MODALITIES}")
+    return modality
 
 
 def get_backbone(name: str, weights: Any = "DEFAULT") -> Backbone:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.files import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from ..fitting.params import InvalidParameterError
 from ._io import (
     MODEL_SUFFIXES,
@@ -86,16 +87,22 @@ def _check_plots(folder) -> Path:
     return folder  # created when the plots are saved
 
 
+#: The files a modality reads from folders and lists, and what one input is called.
+_FILES = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}
+_NOUNS = {"image": "image", "text": "text", "audio": "sound file"}
+
+
 def _read(args, modality: str) -> tuple[list[str], dict]:
     """The inputs, and the column that identifies each row of the output."""
     if modality == "text":
         texts, name, numbers = read_texts(args.input, args.column)
         return texts, {name: np.array(numbers)}
-    paths = read_images(args.input, args.column)
+    paths = read_images(args.input, args.column, _FILES[modality])
     return paths, {"path": np.array(paths, dtype=object)}
 
 
-def _plural(n: int, what: str) -> str:
+def _plural(n: int, modality: str) -> str:
+    what = _NOUNS.get(modality, modality)
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
@@ -173,8 +180,10 @@ def fit(args) -> None:
     from ..classifier import FineTunedClassifier
     from ..datasets import load_image_folder
 
-    if _modality(args.backbone) != "image":
-        raise UsageError(f"'sktransfer fit' trains on image folders; {args.backbone!r} is a text backbone")
+    modality = _modality(args.backbone)
+    if modality not in _FILES:
+        raise UsageError(f"'sktransfer fit' trains on folders of image or sound files; {args.backbone!r} is a "
+                         f"{modality} backbone")
     output = check_output(args.output, MODEL_SUFFIXES, args.overwrite)
     plots = _check_plots(args.plots) if args.plots else None
     model = FineTunedClassifier(
@@ -184,7 +193,7 @@ def fit(args) -> None:
         verbose=_verbose(args),
     )
     model._check_params()  # bad option values are reported before any data is read
-    data = load_image_folder(args.folder)
+    data = load_image_folder(args.folder, _FILES[modality])
     y = data.target_names[data.target]
     names, sizes = np.unique(y, return_counts=True)
     counts = dict(zip(names.tolist(), sizes.tolist()))
@@ -301,7 +310,7 @@ def evaluate(args) -> None:
     plots = _check_plots(args.plots) if args.plots else None
     model = _classifier(args.model)
     model.set_params(**_runtime_params(model, args))
-    data = load_image_folder(args.folder)
+    data = load_image_folder(args.folder, _FILES.get(model._spec.modality, IMAGE_EXTENSIONS))
     # a model trained from a folder knows its classes by name; one trained in Python
     # on ints or other labels is matched by their text
     by_name = {str(c): c for c in model.classes_}

@@ -46,21 +46,21 @@ def _column_of_csv(path: Path, column, default: str) -> str:
     return default
 
 
-def read_images(path, column: Optional[str] = None) -> list[str]:
-    """Image paths from a folder (every image below it), one image file, a text file
-    with one path per line, or a CSV file's ``column`` (default ``"path"``). Relative
-    paths in a list are taken from the list's folder."""
+def read_images(path, column: Optional[str] = None, extensions=IMAGE_EXTENSIONS) -> list[str]:
+    """Image (or, with ``extensions``, sound) file paths from a folder (every one below it),
+    one such file, a text file with one path per line, or a CSV file's ``column``
+    (default ``"path"``). Relative paths in a list are taken from the list's folder."""
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"input not found: {str(path)!r}")
     column = _column_of_csv(path, column, "path")
     if path.is_dir():
-        found = find_images(path)
+        found = find_images(path, extensions)
         if not found:
-            raise ValueError(f"no images in {str(path)!r} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+            raise ValueError(f"no files to read in {str(path)!r} (looked for {', '.join(extensions)})")
         return found
     suffix = path.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
+    if suffix in extensions:
         return [str(path)]
     if suffix == ".csv":
         listed = [value for _, value in _csv_column(path, column)]

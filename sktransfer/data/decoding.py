@@ -117,14 +117,14 @@ def max_file_bytes() -> int | None:
     return None if pixels is None else int(pixels) * 8 + (1 << 20)
 
 
-def read_file(path, index) -> bytes:
-    """The bytes of image file ``path`` (``X[index]``), read once.
+def read_file(path, index, kind: str = "image") -> bytes:
+    """The bytes of the ``kind`` file ``path`` (``X[index]``), read once.
 
     A FIFO, device or folder is refused before any read that could block, and a file
     larger than :func:`max_file_bytes` (a sparse file of terabytes, say) before it is
     read; errors name ``X[index]`` and the path.
     """
-    failed = f"X[{index}]: cannot read image file {str(path)!r}"
+    failed = f"X[{index}]: cannot read {kind} file {str(path)!r}"
     limit = max_file_bytes()
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
@@ -139,7 +139,7 @@ def read_file(path, index) -> bytes:
                                  f"safely ({limit:,})")
             data = f.read() if limit is None else f.read(limit + 1)
     except FileNotFoundError:
-        raise FileNotFoundError(f"X[{index}]: image file not found: {str(path)!r}") from None
+        raise FileNotFoundError(f"X[{index}]: {kind} file not found: {str(path)!r}") from None
     except OSError as exc:
         raise ValueError(f"{failed}: {exc.strerror or exc}") from None
     if limit is not None and len(data) > limit:

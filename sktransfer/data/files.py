@@ -11,6 +11,8 @@ from pathlib import Path
 
 #: File name extensions read as images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: File name extensions read as sound (audio backbones).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def _visible(name: str) -> bool:

@@ -248,16 +248,16 @@ MAX_LISTED = 20  # unusable images named in one error
 SCAN_SECONDS = 30.0  # decoding spent looking for more of them once one failed
 
 
-def unusable_images(problems: list, total: int) -> Exception:
+def unusable_images(problems: list, total: int, noun: str = "images") -> Exception:
     """One exception for ``problems`` (``(index, exception)`` pairs, each message
     starting with ``X[index]``): the first :data:`MAX_LISTED` listed, and how many
-    in all. FileNotFoundError when every problem is a missing file, else ValueError."""
+    ``noun`` in all. FileNotFoundError when every problem is a missing file, else ValueError."""
     if len(problems) == 1:
         return problems[0][1]
     lines = [str(exc) for _, exc in problems[:MAX_LISTED]]
     if len(problems) > MAX_LISTED:
         lines.append(f"... and {len(problems) - MAX_LISTED} more")
-    message = f"{len(problems)} of {total} images cannot be used:\n  " + "\n  ".join(lines)
+    message = f"{len(problems)} of {total} {noun} cannot be used:\n  " + "\n  ".join(lines)
     missing = all(isinstance(exc, FileNotFoundError) for _, exc in problems)
     return (FileNotFoundError if missing else ValueError)(message)
 

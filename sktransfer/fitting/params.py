@@ -40,6 +40,7 @@ from ..nn.pooling import POOLINGS
 from ..nn.preprocess import RESIZE_MODES
 
 __all__ = [
+    "AUDIO_INPUT_PARAMETERS",
     "IMAGE_INPUT_PARAMETERS",
     "Interval",
     "InvalidParameterError",
@@ -71,6 +72,12 @@ IMAGE_INPUT_PARAMETERS = {
 #: How texts are tokenized (the text modality's parameters).
 TEXT_INPUT_PARAMETERS = {
     "max_length": [Interval(Integral, 1, None, closed="left"), None],
+}
+
+#: How sound is read (the audio modality's parameters).
+AUDIO_INPUT_PARAMETERS = {
+    "sample_rate": [Interval(Integral, 1, None, closed="left"), None],
+    "clip_seconds": [Interval(Real, 0, None, closed="neither"), None],
 }
 
 #: Where and how a network runs.

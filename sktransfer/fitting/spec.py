@@ -58,6 +58,10 @@ class NetworkSpec:
     modality : str
         What the backbone takes (its registry entry's modality), so that a fitted
         estimator finds its modality without the registry (a model folder gone).
+    sample_rate : int or None
+        The rate of waveform arrays (audio backbones).
+    clip_seconds : float or None
+        The length every clip is made (audio backbones); None keeps the backbone's.
     """
 
     backbone: str
@@ -75,6 +79,8 @@ class NetworkSpec:
     batch_size: Optional[int]
     max_length: Optional[int] = None
     modality: str = "image"
+    sample_rate: Optional[int] = None
+    clip_seconds: Optional[float] = None
 
     @classmethod
     def of(cls, params: dict) -> "NetworkSpec":
@@ -114,6 +120,8 @@ class NetworkSpec:
             batch_size=params["batch_size"],
             max_length=params["max_length"],
             modality=backbone_modality(params["backbone"]),
+            sample_rate=params["sample_rate"],
+            clip_seconds=None if params["clip_seconds"] is None else float(params["clip_seconds"]),
         )
 
     @property

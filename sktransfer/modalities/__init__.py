@@ -1,4 +1,4 @@
-"""One object per modality (image, text) behind one protocol (:class:`~.base.Modality`).
+"""One object per modality (image, text, audio) behind one protocol (:class:`~.base.Modality`).
 
 The estimators pick a modality once, from the backbone's registry entry
 (:func:`for_backbone`), and hand it everything that depends on the kind of input:
@@ -10,12 +10,13 @@ feature network. They compare no modality strings themselves.
 from __future__ import annotations
 
 from ..backbones._registry import backbone_modality
+from .audio import AudioModality
 from .base import Modality
 from .image import ImageModality
 from .text import TextModality
 
 #: The modality objects, by the name a backbone's registry entry declares.
-MODALITIES = {modality.name: modality for modality in (ImageModality(), TextModality())}
+MODALITIES = {modality.name: modality for modality in (ImageModality(), TextModality(), AudioModality())}
 
 
 def for_backbone(name: str) -> Modality:
@@ -23,4 +24,4 @@ def for_backbone(name: str) -> Modality:
     return MODALITIES[backbone_modality(name)]
 
 
-__all__ = ["MODALITIES", "ImageModality", "Modality", "TextModality", "for_backbone"]
+__all__ = ["MODALITIES", "AudioModality", "ImageModality", "Modality", "TextModality", "for_backbone"]

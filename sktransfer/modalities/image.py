@@ -15,7 +15,11 @@ class ImageModality(Modality):
     """Image inputs (see :mod:`sktransfer.data.inputs` for what is accepted)."""
 
     name = "image"
-    unused = {"max_length": (None, "it counts a text model's tokens")}
+    unused = {
+        "max_length": (None, "it counts a text model's tokens"),
+        "sample_rate": (None, "it reads sound"),
+        "clip_seconds": (None, "it cuts sound"),
+    }
 
     def validate(self, X, spec, fitted=None, *, owner, what="X", rows=None):
         return validate_images(X, spec.inputs, fitted, owner=owner, what=what, rows=rows)

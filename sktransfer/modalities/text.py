@@ -27,6 +27,8 @@ class TextModality(Modality):
         "channel_axis": ("auto", "texts have no channels"),
         "image_shape": (None, "texts are not rows of pixels"),
         "value_range": ((0.0, 1.0), "texts have no pixel values"),
+        "sample_rate": (None, "it reads sound"),
+        "clip_seconds": (None, "it cuts sound"),
     }
 
     def validate(self, X, spec, fitted=None, *, owner, what="X", rows=None):

@@ -27,7 +27,7 @@ from ..fitting.memo import backbone_memo
 from ..fitting.seeding import seeded
 from ..fitting.spec import NetworkSpec
 from .._version import __version__
-from ..backbones import Backbone, DataConfig, TextConfig, get_backbone
+from ..backbones import AudioConfig, AudioEncoderConfig, Backbone, DataConfig, TextConfig, get_backbone
 from ..backbones._registry import backbone_factory
 from ..backbones._weights import is_weights_file
 from ..data.inputs import InputOptions, InputSignature
@@ -119,6 +119,17 @@ def plain(value):
     return value
 
 
+def _data_config_record(values: dict) -> type:
+    """The data config class a saved one was, told by the fields only it has."""
+    if "max_length" in values:
+        return TextConfig  # a text backbone's
+    if "image" in values:
+        return AudioConfig  # an audio backbone's, around its image network's
+    if "sample_rate" in values:
+        return AudioEncoderConfig  # an audio encoder's
+    return DataConfig
+
+
 def dump_state(state: dict, network: Optional[nn.Module]) -> dict:
     """Plain data for ``state`` (an estimator's ``__dict__`` without its network) and
     ``network``'s weights; an unfitted estimator (``network`` None) keeps its parameters."""
@@ -178,11 +189,14 @@ def restore_state(state, owner: str, declared, required) -> tuple[dict, Optional
             and isinstance(network.get("aliases"), dict)):
         raise ValueError("the state's network is not a dict of 'arrays' and 'aliases'")
     for name, record in _RECORDS.items():
-        if name == "data_config_" and "max_length" in state[name]:
-            record = TextConfig  # a text backbone's
+        values = state[name]
+        if name == "data_config_" and isinstance(values, dict):
+            record = _data_config_record(values)
         try:
-            state[name] = record(**state[name])
-        except TypeError as exc:
+            if record is AudioConfig:
+                values = dict(values, image=DataConfig(**values["image"]))
+            state[name] = record(**values)
+        except (TypeError, KeyError) as exc:
             raise ValueError(f"the state's {name} is not a {record.__name__}: {exc}") from None
     spec = state["_spec"]
     spec = dataclasses.replace(spec, inputs=InputOptions(**spec.inputs))
