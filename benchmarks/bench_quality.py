@@ -74,6 +74,8 @@ def recipes(input_size, seed):
         "one-stage fine-tune (default)": tuned(),
         'one-stage, batchnorm_statistics="batch" (the old default)': tuned(batchnorm_statistics="batch"),
         "two-stage: probe, head_epochs=1, then fine-tune at 0.1x": tuned(head_epochs=1),
+        "two-stage, finetune_lr_scale=0.3": tuned(head_epochs=1, finetune_lr_scale=0.3),
+        "two-stage, finetune_lr_scale=1.0": tuned(head_epochs=1, finetune_lr_scale=1.0),
         'probe, then fine-tune (head_init="probe")': tuned(head_init="probe"),
         'probe, then fine-tune, backbone_lr_ratio=0.1': tuned(head_init="probe", backbone_lr_ratio=0.1),
         "random-init control (weights=None), default recipe": tuned(weights=None),

@@ -22,6 +22,7 @@ import bench_grid_search
 import bench_memory
 import bench_quality
 import bench_regression
+import bench_small_data
 import bench_text
 import bench_transform
 import finetune_fashion_mnist
@@ -38,6 +39,7 @@ SUITE = {
     "text_transform": bench_text.run,
     "regression_rotation": bench_regression.run,
     "speech_digits": bench_audio.run,
+    "small_data": bench_small_data.run,
     "dask": bench_dask.run,
     "quality": bench_quality.run,  # hours on a CPU: last
 }

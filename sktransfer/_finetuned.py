@@ -16,6 +16,7 @@ from skorch.helper import predefined_split
 from skorch.history import History
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
+from torch.utils.data import Subset
 
 from ._estimator import TransferEstimator
 from .data.loader import ImageDataset
@@ -40,7 +41,7 @@ from .nn.augment import AUGMENTATIONS
 from .nn.freezing import resolve_freeze_depth
 from .nn.networks import ClassifierNet, adapting_batchnorm, evaluating
 from .persistence.state import dump_state, load_network_state, plain, rebuild_backbone
-from .training.net import internal_split, transfer_net
+from .training.net import held_out_rows, internal_split, transfer_net
 from .training.schedule import SCHEDULES
 from .training.spec import OPTIMIZERS, TrainingSpec
 
@@ -65,6 +66,11 @@ TRAINING_PARAMETERS = {
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
     "warm_start": ["boolean"],
 }
+
+
+#: Fewer optimizer steps than this through the backbone and fine-tuning usually ends below
+#: the probe (measured in benchmarks/bench_quality.py, the small-data table).
+MIN_BACKBONE_STEPS = 50
 
 
 class FineTunedEstimator(TransferEstimator):
@@ -138,16 +144,24 @@ class FineTunedEstimator(TransferEstimator):
             source = modality.source(checked, module, self.data_config_)
             # the head of freeze_depth="all", and the start of a two-stage schedule, is the
             # probe: a head-only stage from a random head collapses (benchmarks/README.md)
-            probe = module.n_frozen == len(module.stages) or training.head_init == "probe" or training.head_epochs
-            self.probe_n_iter_ = (self._fit_probe(module, source, spec, training, task, targets, weights, continuing)
-                                  if probe else None)
-            if module.n_frozen < len(module.stages):
+            training_all = module.n_frozen == len(module.stages)
+            rows = None if validation is not None or training_all else held_out_rows(training, task, targets)
+            fitted_rows = slice(None) if rows is None else rows[0]
+            if not training_all:
+                self._warn_few_steps(len(checked) if rows is None else len(rows[0]), training)
+            probe = training_all or training.head_init == "probe" or training.head_epochs
+            self.probe_n_iter_ = (self._fit_probe(module, source, spec, training, task, targets, weights, continuing,
+                                                  fitted_rows) if probe else None)
+            if not training_all:
                 inputs = self._training_inputs(module, source, spec, training)
                 validation = self._validation_set(validation, module, spec, training, task, weighted=weights is not None)
+                dataset = ImageDataset(inputs, targets, weights)
+                if rows is not None:  # held out before the probe, which did not see them either
+                    validation = Subset(dataset, rows[1])
                 # the held-out images live only while training: the fitted net keeps no data
-                net.train_split = internal_split(training, task) if validation is None else predefined_split(validation)
+                net.train_split = None if validation is None else predefined_split(validation)
                 try:
-                    net.partial_fit(ImageDataset(inputs, targets, weights), targets)
+                    net.partial_fit(dataset if rows is None else Subset(dataset, rows[0]), targets[fitted_rows])
                 finally:
                     net.train_split = internal_split(training, task)
             self.net_ = net
@@ -155,7 +169,7 @@ class FineTunedEstimator(TransferEstimator):
         # epochs that ran to their end (an interrupted one has no train_loss)
         self.n_iter_ = sum("train_loss" in entry for entry in self.net_.history[epochs_before:])
         if getattr(net, "interrupted_", False):
-            self._warn_interrupted(net)
+            self._warn_interrupted(net, epochs_before)
         return self
 
     def _network(self, spec, training, backbone, n_outputs, config) -> ClassifierNet:
@@ -168,12 +182,28 @@ class FineTunedEstimator(TransferEstimator):
         module.set_frozen(resolve_freeze_depth(training.freeze_depth, backbone.stage_names))
         return module.place(spec.torch_device)
 
-    def _warn_interrupted(self, net) -> None:
+    def _warn_few_steps(self, n_train, training) -> None:
+        """Warn when the backbone will take too few optimizer steps to move, naming the
+        cheaper recipe."""
+        steps = (training.max_epochs - training.head_epochs) * (n_train // training.batch_size)
+        if steps >= MIN_BACKBONE_STEPS:
+            return
+        warnings.warn(
+            f"{type(self).__name__} will train the backbone for only {steps} optimizer steps ({n_train} training "
+            f"samples, batch_size={training.batch_size}, {training.max_epochs - training.head_epochs} epochs); "
+            f"with fewer than {MIN_BACKBONE_STEPS}, fine-tuning often ends below the frozen features' linear "
+            "probe. freeze_depth='all' (the probe, in seconds) is the cheaper recipe; or raise max_epochs",
+            UserWarning,
+            stacklevel=5,  # the caller of fit, through _fit and the fit context
+        )
+
+    def _warn_interrupted(self, net, epochs_before) -> None:
         stopping = dict(net.callbacks_).get("early_stopping")
         if stopping is not None and stopping.misses_ >= stopping.patience:
             return  # skorch's early stopping ends training with a KeyboardInterrupt of its own
         if stopping is not None and stopping.best_model_weights_ is not None:
-            kept = f"the weights of epoch {stopping.best_epoch_}, the best validation loss so far"
+            kept = (f"the weights of epoch {stopping.best_epoch_}" if stopping.best_epoch_ > epochs_before
+                    else "the weights it started from") + ", the best validation loss so far"
         else:
             kept = "the weights reached when it stopped"
         warnings.warn(
@@ -210,14 +240,14 @@ class FineTunedEstimator(TransferEstimator):
             out[order] = features.numpy()
             return out
 
-    def _fit_probe(self, module, source, spec, training, task, targets, weights, continuing) -> int:
-        """Solve the linear probe on the frozen features and make it the head."""
+    def _fit_probe(self, module, source, spec, training, task, targets, weights, continuing, rows) -> int:
+        """Solve the linear probe on the frozen features of ``rows`` and make it the head."""
         device = spec.torch_device
-        features = torch.from_numpy(self._frozen_features(module, source, spec, training)).to(device)
+        features = torch.from_numpy(self._frozen_features(module, source, spec, training)[rows]).to(device)
         head = module.head
         W, b, n_iter = task.probe(
-            features, torch.as_tensor(targets), head.out_features, training.probe_C,
-            None if weights is None else torch.from_numpy(weights),
+            features, torch.as_tensor(targets[rows]), head.out_features, training.probe_C,
+            None if weights is None else torch.from_numpy(weights[rows]),
             init=(head.weight, head.bias) if continuing else None,
         )
         with torch.no_grad():

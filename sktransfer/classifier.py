@@ -99,7 +99,10 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         Hold out ``validation_fraction`` of the data (stratified), or use the
         ``X_val``, ``y_val`` passed to ``fit``, and stop when the validation
         loss has not improved for ``n_iter_no_change`` epochs, restoring the
-        best weights.
+        best weights. The network training starts from is the first
+        candidate: with ``head_init="probe"`` the fitted model is never worse
+        on the validation data than the probe (fitted without the held-out
+        rows), whatever fine-tuning does.
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping, in (0, 1).
     n_iter_no_change : int, default=5

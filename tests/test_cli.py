@@ -57,6 +57,8 @@ def test_fit_predict_evaluate_extract_on_a_folder_of_digits(digits_folder, tmp_p
     # the report on the 40 held-out images is printed; progress and the epoch table are on stderr
     assert "accuracy: " in fit.stdout and "on 40 images" in fit.stdout and "confusion matrix" in fit.stdout
     assert "valid_acc" in fit.stderr and "train_loss" in fit.stderr
+    # 120 training images, 2 epochs: too few steps to move the backbone, said with the cheaper recipe
+    assert "will train the backbone for only" in fit.stderr and "freeze_depth='all'" in fit.stderr
     assert "\x1b[" not in fit.stderr  # no colour codes in a log that is not a terminal
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion_matrix.png", "training_curve.png"]
     model = load(model_path)

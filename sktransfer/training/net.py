@@ -24,7 +24,10 @@ override saying why:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from copy import deepcopy
+from typing import Optional
 
+import numpy as np
 import torch
 from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, ProgressBar
@@ -212,7 +215,7 @@ def transfer_net(module, spec, task) -> TransferNet:
     if spec.head_epochs:
         callbacks.append(("head_first", HeadFirst(spec.head_epochs, module.n_frozen)))
     if spec.early_stopping:
-        callbacks.append(("early_stopping", EarlyStopping(
+        callbacks.append(("early_stopping", KeepBest(
             monitor="valid_loss", patience=spec.n_iter_no_change, load_best=True)))
     if spec.verbose >= 2:
         callbacks.append(("progress", Progress()))
@@ -250,3 +253,45 @@ def internal_split(spec, task):
     if not spec.early_stopping:
         return None
     return ValidSplit(spec.validation_fraction, stratified=task.stratified, random_state=spec.seed)
+
+
+def held_out_rows(spec, task, targets) -> Optional[tuple]:
+    """``(training rows, validation rows)`` of the split early stopping holds out, or None.
+    Chosen before anything is fitted, so that the probe, too, is fitted without the rows
+    it will be judged on."""
+    split = internal_split(spec, task)
+    if split is None:
+        return None
+    train, valid = split(np.arange(len(targets)), targets)
+    return np.asarray(train.indices), np.asarray(valid.indices)
+
+
+def validation_loss(net, dataset) -> float:
+    """The network's loss on ``dataset`` as skorch records ``valid_loss`` (the mean over
+    batches weighted by their sizes)."""
+    total = count = 0.0
+    for batch in net.get_iterator(dataset, training=False):
+        n = batch_len(batch[0])
+        total += float(net.validation_step(batch)["loss"]) * n
+        count += n
+    return total / count
+
+
+class KeepBest(EarlyStopping):
+    """skorch's early stopping on the validation loss, with the network training starts
+    from as the first candidate.
+
+    The start (the probe, with ``head_init="probe"``) is kept when no epoch improves on
+    its validation loss: fine-tuning can only improve on where it started.
+    ``start_loss_`` is that loss.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        _, valid = net.get_split_datasets(X, y)
+        if valid is None:
+            return
+        self.start_loss_ = validation_loss(net, valid)
+        self.dynamic_threshold_ = self._calc_new_threshold(self.start_loss_)
+        self.best_epoch_ = net.history[-1, "epoch"] if len(net.history) else 0
+        self.best_model_weights_ = deepcopy(net.module_.state_dict())
