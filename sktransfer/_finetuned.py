@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.utils.data import Subset
 
-from ._estimator import TransferEstimator
+from ._estimator import TransferEstimator, fit_context
 from .data.loader import ImageDataset
 from .data.sources import TensorSource
 from .engine.cache import FeatureKey
@@ -42,7 +42,7 @@ from .nn.freezing import resolve_freeze_depth
 from .nn.networks import ClassifierNet, adapting_batchnorm, evaluating
 from .persistence.state import dump_state, load_network_state, plain, rebuild_backbone
 from .training.net import held_out_rows, internal_split, transfer_net
-from .training.schedule import SCHEDULES
+from .training.schedule import SCHEDULES, LRRange, lr_curve
 from .training.spec import OPTIMIZERS, TrainingSpec
 
 #: The parameters of every fine-tuned estimator beyond the network's, the inputs' and the runtime's.
@@ -106,8 +106,9 @@ class FineTunedEstimator(TransferEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def _fit(self, X, y, sample_weight=None, X_val=None, y_val=None):
-        """The whole fit, after the fit context checked every parameter."""
+    def _fit(self, X, y, sample_weight=None, X_val=None, y_val=None, extra_callbacks=()):
+        """The whole fit, after the fit context checked every parameter (``extra_callbacks``:
+        skorch callbacks for this fit only, as :meth:`lr_find` adds its sweep)."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         params, task = self.get_params(deep=False), self._task(y)
@@ -131,7 +132,7 @@ class FineTunedEstimator(TransferEstimator):
                 backbone = load_backbone(spec, memo=self.cache, modality=modality.name)
                 config = modality.data_config(spec, backbone)
                 net = transfer_net(self._network(spec, training, backbone, task.n_outputs(fitted), config),
-                                   training, task)
+                                   training, task, extra_callbacks)
                 net.initialize()
                 setattr(self, self._targets_state, fitted)
                 self._target_type = task.target_type
@@ -181,6 +182,66 @@ class FineTunedEstimator(TransferEstimator):
         module.tokenizer = backbone.tokenizer
         module.set_frozen(resolve_freeze_depth(training.freeze_depth, backbone.stage_names))
         return module.place(spec.torch_device)
+
+    def lr_find(self, X, y, sample_weight=None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
+                num_steps: int = 100):
+        """Sweep the learning rate up, one training step at each rate, and suggest one.
+
+        The learning-rate range test (Smith, 2017), as fastai's ``lr_find`` and Lightning's
+        ``Tuner.lr_find`` run it: a copy of this estimator (its parameters, including
+        ``freeze_depth``, ``head_init`` and ``backbone_lr_ratio``) trains for up to
+        ``num_steps`` batches with rates growing exponentially from ``start_lr`` to
+        ``end_lr``, and stops early once the loss diverges (non-finite, or four times its
+        lowest). The estimator itself is left as it was. Plot the curve with
+        :class:`~sktransfer.display.LRFinderDisplay`.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            Training data, as :meth:`fit` takes it.
+        start_lr, end_lr : float, default=1e-7, 10.0
+            The first and last rate of the sweep (the head's; the backbone's is
+            ``backbone_lr_ratio`` times it).
+        num_steps : int, default=100
+            Training steps (batches) in the sweep, at least 5.
+
+        Returns
+        -------
+        curve : sklearn.utils.Bunch
+            ``lr`` and ``loss`` (the rate and training loss of each step),
+            ``smoothed_loss`` (an exponential moving average) and ``suggestion``:
+            a good ``lr`` to start from, two thirds of the way down the longest
+            stretch over which the smoothed loss keeps falling (fastai's "valley").
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktransfer import FineTunedClassifier
+        >>> X = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+        >>> y = np.arange(64) % 2
+        >>> model = FineTunedClassifier("resnet18", weights=None, input_size=32, batch_size=16)
+        >>> curve = model.lr_find(X, y, num_steps=12)
+        >>> len(curve.lr) <= 12 and 1e-7 <= curve.suggestion <= 10
+        True
+        """
+        from sklearn.base import clone
+
+        if not (isinstance(start_lr, Real) and isinstance(end_lr, Real) and 0 < start_lr < end_lr):
+            raise ValueError(f"lr_find needs 0 < start_lr < end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
+        if not (isinstance(num_steps, Integral) and num_steps >= 5):
+            raise ValueError(f"lr_find needs num_steps >= 5 (an int), got {num_steps!r}")
+        if self.freeze_depth == "all":
+            raise ValueError("freeze_depth='all' trains nothing: its probe is solved in closed form, without a "
+                             "learning rate")
+        sweep = LRRange(float(start_lr), float(end_lr), int(num_steps))
+        # a constant schedule at rate 1 gives every group its base ratio; the sweep scales it
+        trial = clone(self).set_params(lr=1.0, lr_schedule="constant", max_epochs=int(num_steps), head_epochs=0,
+                                       early_stopping=False, warm_start=False)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="fit was interrupted")  # the sweep's own end
+            warnings.filterwarnings("ignore", message=".*will train the backbone for only")
+            fit_context(type(trial)._fit)(trial, X, y, sample_weight, extra_callbacks=[("lr_find", sweep)])
+        return lr_curve(sweep.lrs_, sweep.losses_)
 
     def _warn_few_steps(self, n_train, training) -> None:
         """Warn when the backbone will take too few optimizer steps to move, naming the

@@ -4,8 +4,10 @@
   :class:`~sktransfer.FineTunedClassifier`.
 - :class:`EmbeddingDisplay`: extracted features in 2-D (PCA or t-SNE), coloured by
   label, with optional thumbnails of the images.
+- :class:`LRFinderDisplay`: the learning-rate range test of
+  :meth:`~sktransfer.FineTunedClassifier.lr_find`, with its suggestion.
 
-Both follow scikit-learn's displays (``ConfusionMatrixDisplay``, ``RocCurveDisplay``):
+They follow scikit-learn's displays (``ConfusionMatrixDisplay``, ``RocCurveDisplay``):
 a ``from_estimator`` class method computes and plots, the constructor takes computed
 values, ``plot(ax=...)`` draws on any axes, and the figure, axes and artists are kept
 as attributes. Confusion matrices come from scikit-learn's own
@@ -26,6 +28,15 @@ def check_matplotlib_support(caller: str) -> None:
 
     if importlib.util.find_spec("matplotlib") is None:
         raise ImportError(f"{caller} needs matplotlib: pip install 'sktransfer[plots]'")
+
+
+def _axes(ax):
+    """``ax``, or the axes of a new figure of the size the line plots share."""
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6, 4.2))[1]
 
 
 def _final_estimator(estimator):
@@ -136,11 +147,7 @@ class TrainingCurveDisplay:
             ``self``, with ``ax_``, ``ax_accuracy_``, ``figure_`` and ``lines_``.
         """
         check_matplotlib_support(f"{type(self).__name__}.plot")
-        import matplotlib.pyplot as plt
-
-        created = ax is None
-        if created:
-            _, ax = plt.subplots(figsize=(6, 4.2))
+        created, ax = ax is None, _axes(ax)
         self.lines_ = {"train_loss": ax.plot(self.epoch, self.train_loss, "o-", label="training loss")[0]}
         if self.valid_loss is not None:
             self.lines_["valid_loss"] = ax.plot(self.epoch, self.valid_loss, "s-", label="validation loss")[0]
@@ -371,5 +378,110 @@ class EmbeddingDisplay:
         label = {"pca": "principal component", "tsne": "t-SNE dimension"}.get(self.method, self.method)
         ax.set_xlabel(f"{label} 1")
         ax.set_ylabel(f"{label} 2")
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+class LRFinderDisplay:
+    """Training loss against the learning rate, from a range test, and the suggested rate.
+
+    Parameters
+    ----------
+    lr, loss : array-like of float
+        The rate and the training loss of each step of the sweep.
+    smoothed_loss : array-like of float, optional
+        The loss smoothed along the sweep (drawn over the raw one).
+    suggestion : float, optional
+        The suggested rate (a marked point).
+    estimator_name : str, optional
+        Shown in the title.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+    lines_ : dict
+        ``"loss"``, ``"smoothed_loss"`` and ``"suggestion"`` artists (those drawn).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sktransfer.display import LRFinderDisplay
+    >>> lr = np.logspace(-6, 0, 30)
+    >>> loss = 2 - np.tanh(np.log10(lr) + 3) + np.where(lr > 0.1, 5 * lr, 0)
+    >>> LRFinderDisplay(lr=lr, loss=loss, suggestion=1e-3).plot().ax_.get_xscale()
+    'log'
+    """
+
+    def __init__(self, *, lr, loss, smoothed_loss=None, suggestion: Optional[float] = None,
+                 estimator_name: Optional[str] = None):
+        self.lr = lr
+        self.loss = loss
+        self.smoothed_loss = smoothed_loss
+        self.suggestion = suggestion
+        self.estimator_name = estimator_name
+
+    @classmethod
+    def from_estimator(cls, estimator, X, y, *, ax=None, name: Optional[str] = None,
+                       **lr_find_params) -> "LRFinderDisplay":
+        """Run :meth:`~sktransfer.FineTunedClassifier.lr_find` on ``X``, ``y`` and plot it.
+
+        Parameters
+        ----------
+        estimator : FineTunedClassifier or FineTunedRegressor
+            Fitted or not: it is left as it is (the sweep trains a copy).
+        X, y : training data
+        ax : matplotlib Axes, optional
+            Where to draw; a new figure when None.
+        name : str, optional
+            Title; the backbone's name by default.
+        **lr_find_params
+            ``start_lr``, ``end_lr``, ``num_steps``, ``sample_weight``.
+
+        Returns
+        -------
+        display : LRFinderDisplay
+        """
+        check_matplotlib_support(f"{cls.__name__}.from_estimator")
+        curve = estimator.lr_find(X, y, **lr_find_params)
+        display = cls(lr=curve.lr, loss=curve.loss, smoothed_loss=curve.smoothed_loss, suggestion=curve.suggestion,
+                      estimator_name=name or f"learning-rate range test, {estimator.backbone}")
+        return display.plot(ax=ax)
+
+    def plot(self, ax=None) -> "LRFinderDisplay":
+        """Draw the curve (log-scaled rates) and mark the suggestion.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        display : LRFinderDisplay
+            ``self``, with ``ax_``, ``figure_`` and ``lines_``.
+        """
+        check_matplotlib_support(f"{type(self).__name__}.plot")
+        created, ax = ax is None, _axes(ax)
+        smoothed = self.smoothed_loss is not None
+        self.lines_ = {"loss": ax.plot(self.lr, self.loss, color="C0", alpha=0.35 if smoothed else 1.0,
+                                       label="training loss")[0]}
+        if smoothed:
+            self.lines_["smoothed_loss"] = ax.plot(self.lr, self.smoothed_loss, color="C0", label="smoothed")[0]
+        if self.suggestion is not None:
+            curve = np.asarray(self.smoothed_loss if smoothed else self.loss, dtype=float)
+            at = curve[int(np.argmin(np.abs(np.log(np.asarray(self.lr, dtype=float)) - np.log(self.suggestion))))]
+            self.lines_["suggestion"] = ax.plot([self.suggestion], [at], "o", color="C3",
+                                                label=f"suggested lr = {self.suggestion:.2g}")[0]
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss")
+        ax.legend(fontsize="small", frameon=False)
+        if self.estimator_name:
+            ax.set_title(self.estimator_name)
+        if created:
+            ax.figure.tight_layout()
         self.ax_, self.figure_ = ax, ax.figure
         return self

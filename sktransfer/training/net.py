@@ -201,10 +201,11 @@ def _joined(steps: list) -> dict:
             "y_pred": torch.cat([step["y_pred"] for step in steps])}
 
 
-def transfer_net(module, spec, task) -> TransferNet:
+def transfer_net(module, spec, task, extra_callbacks=()) -> TransferNet:
     """The skorch net that fine-tunes ``module`` (a
     :class:`~sktransfer.nn.networks.ClassifierNet`, frozen as ``spec.freeze_depth`` says)
-    as the :class:`~.spec.TrainingSpec` ``spec`` says, for ``task``."""
+    as the :class:`~.spec.TrainingSpec` ``spec`` says, for ``task``; ``extra_callbacks``
+    (``(name, callback)`` pairs) run after the others."""
     segments = [(0, spec.max_epochs, 1.0)]
     if spec.head_epochs:
         segments = [(0, spec.head_epochs, 1.0), (spec.head_epochs, spec.max_epochs, spec.finetune_lr_scale)]
@@ -219,6 +220,7 @@ def transfer_net(module, spec, task) -> TransferNet:
             monitor="valid_loss", patience=spec.n_iter_no_change, load_best=True)))
     if spec.verbose >= 2:
         callbacks.append(("progress", Progress()))
+    callbacks.extend(extra_callbacks)
     criterion, criterion_kwargs = task.criterion()
     return task.net_class(
         module,

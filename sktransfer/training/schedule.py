@@ -1,9 +1,11 @@
-"""Learning-rate schedules and the two-stage freezing schedule, as skorch callbacks."""
+"""Learning-rate schedules, the two-stage freezing schedule and the learning-rate range test,
+as skorch callbacks."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from skorch.callbacks import Callback
 
 from ..data.loader import num_batches
@@ -89,3 +91,79 @@ class HeadFirst(Callback):
         epoch = len(net.history) - 1 - self.offset_
         module.set_frozen(len(module.stages) if epoch < self.head_epochs else self.freeze_depth)
         net.history.record("frozen_stages", module.n_frozen)
+
+
+class LRRange(Callback):
+    """The learning-rate range test (Smith, 2017; fastai's and Lightning's ``lr_find``):
+    training step ``k`` of ``num_steps`` runs at ``start * (end / start) ** (k / (num_steps - 1))``
+    times each param group's base rate, and training stops after the last step or once the
+    loss is non-finite or ``diverge`` times its lowest. Records ``lrs_`` and ``losses_``.
+
+    Runs after :class:`LRSchedule` with a constant schedule (which resets the rates to
+    their bases before every batch).
+    """
+
+    def __init__(self, start: float, end: float, num_steps: int, diverge: float = 4.0):
+        self.start = start
+        self.end = end
+        self.num_steps = num_steps
+        self.diverge = diverge
+
+    def initialize(self):
+        self.lrs_, self.losses_ = [], []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if not training:
+            return
+        lr = self.start * (self.end / self.start) ** (len(self.lrs_) / max(1, self.num_steps - 1))
+        for group in net.optimizer_.param_groups:
+            group["lr"] *= lr
+        self.lrs_.append(lr)
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if not training:
+            return
+        self.losses_.append(float(loss.detach()))
+        last = self.losses_[-1]
+        if len(self.losses_) >= self.num_steps or not math.isfinite(last) or last > self.diverge * min(self.losses_):
+            raise KeyboardInterrupt  # skorch ends training on it, quietly
+
+
+def lr_curve(lrs, losses, beta: float = 0.98):
+    """The range test's curve and a suggested rate.
+
+    The losses are smoothed by an exponential moving average (``beta``, bias-corrected, as
+    fastai does); the suggestion is fastai's "valley": the longest stretch over which the
+    smoothed loss keeps falling (its longest decreasing subsequence), and the rate two
+    thirds of the way down it, past the noisy first steps and short of the divergence.
+
+    Returns
+    -------
+    curve : sklearn.utils.Bunch
+        ``lr``, ``loss``, ``smoothed_loss`` (arrays) and ``suggestion`` (float).
+    """
+    from sklearn.utils import Bunch
+
+    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    finite = np.isfinite(losses)
+    end = len(losses) if finite.all() else int(np.argmin(finite))
+    lrs, losses = lrs[:end], losses[:end]
+    if len(losses) == 0:
+        raise ValueError("the learning-rate sweep gave no finite loss: lower start_lr")
+    average, smoothed = 0.0, np.empty(len(losses))
+    for k, loss in enumerate(losses):
+        average = beta * average + (1 - beta) * loss
+        smoothed[k] = average / (1 - beta ** (k + 1))
+    # longest decreasing subsequence: run[i] is the length of the longest one ending at i
+    run, longest_end = np.ones(len(smoothed), dtype=int), 0
+    for i in range(1, len(smoothed)):
+        earlier = smoothed[:i] > smoothed[i]
+        if earlier.any():
+            run[i] = run[:i][earlier].max() + 1
+        if run[i] > run[longest_end]:
+            longest_end = i
+    start = longest_end - run[longest_end] + 1
+    third = (longest_end - start) / 3
+    suggestion = lrs[start + int(2 * third)]
+    return Bunch(lr=lrs, loss=losses, smoothed_loss=smoothed, suggestion=float(suggestion))
