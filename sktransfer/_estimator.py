@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 
 from sklearn.utils.validation import validate_data
 
@@ -67,6 +69,8 @@ class TransferEstimator:
         through scikit-learn's ``validate_data``, which records ``n_features_in_`` and
         ``feature_names_in_`` on a new fit and checks them otherwise."""
         reset = fitted is None
+        if not reset:
+            spec = self._prediction_spec(spec)
 
         def rows(table):
             return validate_data(self, table, reset=reset, dtype="numeric", accept_sparse=False)
@@ -78,6 +82,18 @@ class TransferEstimator:
                 self.__dict__.pop(attr, None)
         return checked, signature
 
+    def _prediction_spec(self, spec):
+        """``spec`` with the parameters that are read when predicting, checked now (they can
+        change after ``fit``): ``sample_rate`` describes the waveforms given, not the model;
+        ``tta`` is checked here and read by the estimator."""
+        owner = type(self).__name__
+        current = {name: getattr(self, name) for name in ("sample_rate", "tta") if name in self._parameter_constraints}
+        validate_parameter_constraints({name: self._parameter_constraints[name] for name in current}, current, owner)
+        self._modality(spec).check_params(current, owner)
+        if current.get("sample_rate") is None:
+            return spec
+        return dataclasses.replace(spec, sample_rate=current["sample_rate"])
+
     def _restore(self, state):
         """``(attributes, network weights)`` of a saved ``state``, checked against what this
         class declares (see :func:`~sktransfer.persistence.state.restore_state`), its
@@ -85,6 +101,10 @@ class TransferEstimator:
         owner = type(self).__name__
         declared = {*self._get_param_names(), *self._fitted_state}
         attributes, network = restore_state(state, owner, declared, self._required_state)
+        # a parameter newer than the file (sample_rate, tta...) takes its default
+        defaults = inspect.signature(type(self).__init__).parameters
+        for name in self._get_param_names():
+            attributes.setdefault(name, defaults[name].default)
         params = {name: attributes[name] for name in self._parameter_constraints if name in attributes}
         validate_parameter_constraints({name: self._parameter_constraints[name] for name in params}, params, owner)
         return attributes, network

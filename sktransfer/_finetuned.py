@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from ._estimator import TransferEstimator, fit_context
-from .data.loader import ImageDataset
+from .data.loader import ImageDataset, num_batches
 from .data.sources import TensorSource
 from .engine.cache import FeatureKey
 from .engine.budgets import batch_size_for, memory_budget
@@ -39,7 +39,7 @@ from .fitting.seeding import seeded
 from .fitting.spec import NetworkSpec
 from .nn.augment import AUGMENTATIONS
 from .nn.freezing import resolve_freeze_depth
-from .nn.networks import ClassifierNet, adapting_batchnorm, evaluating
+from .nn.networks import ClassifierNet, adapting_batchnorm, evaluating, mirrored
 from .persistence.state import dump_state, load_network_state, plain, rebuild_backbone
 from .training.net import held_out_rows, internal_split, transfer_net
 from .training.schedule import SCHEDULES, LRRange, lr_curve
@@ -61,6 +61,7 @@ TRAINING_PARAMETERS = {
     "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
     "backbone_lr_ratio": [Interval(Real, 0, None, closed="left")],
     "augment": [StrOptions(set(AUGMENTATIONS)), None],
+    "tta": [StrOptions({"flip"}), None],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -69,7 +70,7 @@ TRAINING_PARAMETERS = {
 
 
 #: Fewer optimizer steps than this through the backbone and fine-tuning usually ends below
-#: the probe (measured in benchmarks/bench_quality.py, the small-data table).
+#: the probe (measured in benchmarks/bench_small_data.py).
 MIN_BACKBONE_STEPS = 50
 
 
@@ -106,9 +107,10 @@ class FineTunedEstimator(TransferEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def _fit(self, X, y, sample_weight=None, X_val=None, y_val=None, extra_callbacks=()):
+    def _fit(self, X, y, sample_weight=None, X_val=None, y_val=None, extra_callbacks=(), quiet=False):
         """The whole fit, after the fit context checked every parameter (``extra_callbacks``:
-        skorch callbacks for this fit only, as :meth:`lr_find` adds its sweep)."""
+        skorch callbacks for this fit only, as :meth:`lr_find` adds its sweep, which ends
+        it by an interrupt and says nothing of its few steps: ``quiet``)."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         params, task = self.get_params(deep=False), self._task(y)
@@ -116,6 +118,9 @@ class FineTunedEstimator(TransferEstimator):
         modality = self._modality(spec)
         training = TrainingSpec.of(params, spec)
         continuing = self.warm_start and hasattr(self, "net_")
+        if continuing and training.early_stopping != ("early_stopping" in dict(self.net_.callbacks_)):
+            raise ValueError(f"warm_start=True continues the first fit's training, which ran with "
+                             f"early_stopping={not training.early_stopping}; keep it, or set warm_start=False")
         if continuing and task.target_type != getattr(self, "_target_type", task.target_type):
             raise ValueError(f"warm_start=True needs targets of the first fit's kind ({self._target_type}); "
                              f"got {task.target_type} targets")
@@ -148,7 +153,7 @@ class FineTunedEstimator(TransferEstimator):
             training_all = module.n_frozen == len(module.stages)
             rows = None if validation is not None or training_all else held_out_rows(training, task, targets)
             fitted_rows = slice(None) if rows is None else rows[0]
-            if not training_all:
+            if not (training_all or quiet):
                 self._warn_few_steps(len(checked) if rows is None else len(rows[0]), training)
             probe = training_all or training.head_init == "probe" or training.head_epochs
             self.probe_n_iter_ = (self._fit_probe(module, source, spec, training, task, targets, weights, continuing,
@@ -169,7 +174,7 @@ class FineTunedEstimator(TransferEstimator):
         self.device_ = spec.torch_device
         # epochs that ran to their end (an interrupted one has no train_loss)
         self.n_iter_ = sum("train_loss" in entry for entry in self.net_.history[epochs_before:])
-        if getattr(net, "interrupted_", False):
+        if getattr(net, "interrupted_", False) and not quiet:
             self._warn_interrupted(net, epochs_before)
         return self
 
@@ -237,16 +242,16 @@ class FineTunedEstimator(TransferEstimator):
         # a constant schedule at rate 1 gives every group its base ratio; the sweep scales it
         trial = clone(self).set_params(lr=1.0, lr_schedule="constant", max_epochs=int(num_steps), head_epochs=0,
                                        early_stopping=False, warm_start=False)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="fit was interrupted")  # the sweep's own end
-            warnings.filterwarnings("ignore", message=".*will train the backbone for only")
-            fit_context(type(trial)._fit)(trial, X, y, sample_weight, extra_callbacks=[("lr_find", sweep)])
+        fit_context(type(trial)._fit)(trial, X, y, sample_weight, extra_callbacks=[("lr_find", sweep)], quiet=True)
+        if not sweep.losses_:
+            raise ValueError(f"freeze_depth={self.freeze_depth!r} freezes every stage: the sweep has nothing to "
+                             "train (the probe is solved in closed form, without a learning rate)")
         return lr_curve(sweep.lrs_, sweep.losses_)
 
     def _warn_few_steps(self, n_train, training) -> None:
         """Warn when the backbone will take too few optimizer steps to move, naming the
         cheaper recipe."""
-        steps = (training.max_epochs - training.head_epochs) * (n_train // training.batch_size)
+        steps = (training.max_epochs - training.head_epochs) * num_batches(n_train, training.batch_size, True)
         if steps >= MIN_BACKBONE_STEPS:
             return
         warnings.warn(
@@ -274,37 +279,41 @@ class FineTunedEstimator(TransferEstimator):
             stacklevel=5,  # the caller of fit, through _fit and the fit context
         )
 
-    def _frozen_features(self, module, source, spec, training) -> np.ndarray:
-        """Pooled features of every input, as the head will meet them.
+    def _frozen_features(self, module, source, spec, training, rows) -> np.ndarray:
+        """Pooled features of the inputs ``rows`` (indices or a slice), as the head will meet them.
 
         The frozen stages run as they are (eval mode, through the feature cache when
         ``cache``). The BatchNorm layers of stages that fine-tuning will train first
-        re-estimate their statistics on these inputs, in one pass in a random order
-        that also gives the features (see :func:`~sktransfer.nn.networks.adapting_batchnorm`).
+        re-estimate their statistics on these rows (not on rows held out for validation),
+        in one pass in a random order that also gives the features (see
+        :func:`~sktransfer.nn.networks.adapting_batchnorm`).
         """
         device, autocast, modality = spec.torch_device, spec.autocast, self._modality(spec)
         frozen = modality.frozen_net(module, self.data_config_)
         batch_size = batch_size_for(spec.batch_size, device, modality.input_size(self.data_config_))
         trainable = module.stages[module.n_frozen:] if training.batchnorm_statistics == "batch" else []
+        rows = np.arange(len(source))[rows]
         with evaluating(module), adapting_batchnorm(trainable) as adapting:
             if not adapting:
                 key = FeatureKey(spec, self.data_config_, len(module.stages) - 1, frozen, autocast) if self.cache else None
                 return extract(frozen, source, module.head.in_features, device=device, key=key,
-                               autocast_dtype=autocast, batch_size=batch_size)
+                               autocast_dtype=autocast, batch_size=batch_size)[rows]
             # batch statistics: mixed classes in every batch, and no batch of one input
-            n = len(source)
+            n = len(rows)
             while n % batch_size == 1 and batch_size < n:
                 batch_size += 1
-            order = np.random.default_rng(spec.seed).permutation(n)
+            order = np.random.default_rng(spec.seed).permutation(rows)
             features = run(frozen, source, order, batch_size=batch_size, device=device, autocast_dtype=autocast)
+            position = np.empty(len(source), dtype=np.int64)
+            position[rows] = np.arange(n)
             out = np.empty(tuple(features.shape), dtype=np.float32)
-            out[order] = features.numpy()
+            out[position[order]] = features.numpy()
             return out
 
     def _fit_probe(self, module, source, spec, training, task, targets, weights, continuing, rows) -> int:
         """Solve the linear probe on the frozen features of ``rows`` and make it the head."""
         device = spec.torch_device
-        features = torch.from_numpy(self._frozen_features(module, source, spec, training)[rows]).to(device)
+        features = torch.from_numpy(self._frozen_features(module, source, spec, training, rows)).to(device)
         head = module.head
         W, b, n_iter = task.probe(
             features, torch.as_tensor(targets[rows]), head.out_features, training.probe_C,
@@ -359,7 +368,11 @@ class FineTunedEstimator(TransferEstimator):
         check_is_fitted(self)
         checked, _ = self._check_input(X, self._spec, self._input_signature)
         source = self._modality(self._spec).source(checked, self.net_.module_, self.data_config_)
-        return self.net_.forward(ImageDataset(source)).double().numpy()
+        outputs = self.net_.forward(ImageDataset(source)).double()
+        if self.tta == "flip":
+            with mirrored():
+                outputs = (outputs + self.net_.forward(ImageDataset(source)).double()) / 2
+        return outputs.numpy()
 
     # -------------------------------------------------------------- persistence
 

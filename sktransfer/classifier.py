@@ -95,14 +95,20 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         with ``"flip_crop"`` small random crops (shifts of up to 1/16 of the
         side, reflected at the border). None turns it off, e.g. where mirrored
         images change meaning (text, some digits).
+    tta : {"flip"} or None, default=None
+        Test-time augmentation in ``predict``, ``predict_proba`` and
+        ``decision_function``: the network's outputs (logits) for each image and
+        its mirror image, averaged. Read when predicting: ``set_params(tta=...)``
+        on a fitted model needs no refit. Images only; it costs a second pass.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified), or use the
+        Hold out ``validation_fraction`` of the data (stratified by class for
+        single-label targets), or use the
         ``X_val``, ``y_val`` passed to ``fit``, and stop when the validation
         loss has not improved for ``n_iter_no_change`` epochs, restoring the
         best weights. The network training starts from is the first
-        candidate: with ``head_init="probe"`` the fitted model is never worse
-        on the validation data than the probe (fitted without the held-out
-        rows), whatever fine-tuning does.
+        candidate: with ``head_init="probe"`` the fitted model's validation
+        loss is never above the probe's (fitted without the held-out rows),
+        whatever fine-tuning does; its accuracy there, or on new data, can be.
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping, in (0, 1).
     n_iter_no_change : int, default=5
@@ -154,7 +160,8 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         Continue training the fitted network instead of starting again from
         the pretrained weights (classes must not change). The network trains
         in place: a warm-start fit that raises while training keeps the
-        weights it reached.
+        weights it reached. ``early_stopping`` cannot change between warm
+        fits (the first fit's validation setup continues).
     random_state : int, RandomState or None, default=None
         Seeds the head, the shuffling, augmentation, dropout and the validation
         split; results are reproducible on a CPU. The caller's global torch RNG
@@ -216,6 +223,7 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         backbone_lr_ratio=1.0,
         label_smoothing=0.1,
         augment="flip",
+        tta=None,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
@@ -258,6 +266,7 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         self.sample_rate = sample_rate
         self.clip_seconds = clip_seconds
         self.augment = augment
+        self.tta = tta
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

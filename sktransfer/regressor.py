@@ -44,6 +44,9 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
     optimizer, weight_decay, lr_schedule, warmup_fraction, backbone_lr_ratio, augment
         As for :class:`FineTunedClassifier`. Flips (``augment="flip"``) suit targets
         that a mirror image keeps; pass None otherwise (an angle, a position).
+    tta
+        As for :class:`FineTunedClassifier` (the predicted values of each image
+        and its mirror image, averaged): for targets a mirror image keeps.
     early_stopping, validation_fraction, n_iter_no_change
         As for :class:`FineTunedClassifier`; the held-out part is not stratified.
     max_length, sample_rate, clip_seconds, pooling, input_size, resize, device, precision, compile, cache
@@ -107,6 +110,7 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
         warmup_fraction=0.25,
         backbone_lr_ratio=1.0,
         augment="flip",
+        tta=None,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
@@ -145,6 +149,7 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
         self.warmup_fraction = warmup_fraction
         self.backbone_lr_ratio = backbone_lr_ratio
         self.augment = augment
+        self.tta = tta
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

@@ -186,3 +186,19 @@ def test_the_command_line_fits_on_a_folder_of_sound_files(tones, tmp_path):
     assert predict.returncode == 0, predict.stderr
     rows = list(csv.DictReader(predict.stdout.splitlines()))
     assert len(rows) == 16 and rows[0]["path"].endswith(".wav") and set(rows[0]) >= {"proba_noise", "proba_tone"}
+
+
+def test_the_rate_of_waveforms_is_read_when_predicting_and_short_clips_are_named(tones, tmp_path):
+    waves, noisy, _ = tones
+    paths = []
+    for i, wave in enumerate(waves[:4]):
+        paths.append(str(tmp_path / f"{i}.wav"))
+        soundfile.write(paths[-1], wave, SR, subtype="FLOAT")
+    extractor = PretrainedFeatureExtractor(AUDIO, cache=False).fit(paths)  # files carry their rate
+    with pytest.raises(ValueError, match="needs sample_rate="):
+        extractor.transform(waves[:4])
+    np.testing.assert_allclose(extractor.set_params(sample_rate=SR).transform(waves[:4]), extractor.transform(paths),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match=r"clip_seconds=0.01 makes 160 samples at 16000 Hz; a spectrogram needs at "
+                                         r"least 257 \(clip_seconds >= 0.0161\)"):
+        PretrainedFeatureExtractor(AUDIO, sample_rate=SR, clip_seconds=0.01).fit(waves[:2])

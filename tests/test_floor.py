@@ -79,3 +79,18 @@ def test_too_few_steps_to_move_the_backbone_are_named_with_the_cheaper_recipe(di
         warnings.simplefilter("error", UserWarning)
         FineTunedClassifier(TINY, freeze_depth="all").fit(X, y)  # no backbone to move
         FineTunedClassifier(TINY, max_epochs=3, batch_size=16, random_state=0).fit(X, y)  # 54 steps
+
+
+def test_warm_start_keeps_the_first_fits_early_stopping(digits):
+    X, y = digits
+    clf = tuned(lr=1e-3, max_epochs=2, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="warm_start=True continues the first fit's training, which ran with "
+                                         "early_stopping=True"):
+        clf.set_params(early_stopping=False).fit(X, y)
+    assert clf.early_stopping is False and len(clf.net_.history) == 2  # the fit changed nothing
+
+
+def test_a_partial_batch_is_a_step(digits):
+    X, y = digits
+    with pytest.warns(UserWarning, match="only 3 optimizer steps \\(12 training samples, batch_size=16, 3 epochs\\)"):
+        FineTunedClassifier(TINY, max_epochs=3, batch_size=16, random_state=0).fit(X[:12], y[:12] % 2)

@@ -68,6 +68,8 @@ def test_bad_arguments_are_refused(digits):
         clf.lr_find(X, y, num_steps=2)
     with pytest.raises(ValueError, match="freeze_depth='all' trains nothing"):
         FineTunedClassifier(TINY, freeze_depth="all").lr_find(X, y)
+    with pytest.raises(ValueError, match="freeze_depth=3 freezes every stage: the sweep has nothing to train"):
+        FineTunedClassifier(TINY, freeze_depth=3).lr_find(X, y)
 
 
 def test_the_display_plots_the_curve_and_its_suggestion(digits):

@@ -9,9 +9,11 @@ so clips are read, resampled to its ``sampling_rate`` and cut as for every audio
 backbone (:mod:`sktransfer.data.audio`).
 
 Stages: ``"embeddings"`` (everything outside the transformer layers: the
-convolutional feature encoder of wav2vec2, AST's patch embedding, positional
-embeddings and layer norms), then each transformer layer; ``freeze_depth=1``
-freezes the feature encoder, the usual first step of fine-tuning wav2vec2. The
+convolutional feature encoder and feature projection of wav2vec2, AST's patch
+embedding, positional embeddings, and the layer norms, including a final one that
+runs after the layers), then each transformer layer; ``freeze_depth=1`` freezes
+all of the first, the feature encoder with it (the usual first step of fine-tuning
+wav2vec2). The
 token outputs are averaged over time (``pooling="avg"``; AST's class and
 distillation tokens are left out of the average, ``pooling="token"`` takes the
 class token).

@@ -23,7 +23,13 @@ class _Spectrogram:
     def data_config(self, spec, backbone):
         config = backbone.data_config
         image = data_config_for(spec, dataclasses.replace(backbone, data_config=config.image))
-        return dataclasses.replace(config, image=image, clip_seconds=spec.clip_seconds or config.clip_seconds)
+        config = dataclasses.replace(config, image=image, clip_seconds=spec.clip_seconds or config.clip_seconds)
+        least = LogMel.min_samples(config)
+        if config.clip_samples < least:
+            raise ValueError(f"clip_seconds={config.clip_seconds:g} makes {config.clip_samples} samples at "
+                             f"{config.sample_rate} Hz; a spectrogram needs at least {least} "
+                             f"(clip_seconds >= {least / config.sample_rate:.4f})")
+        return config
 
     def feature_net(self, spec, backbone, stage_index, config):
         _, trunk, pool, _ = backbone_parts(spec, backbone, stage_index, config.image)
@@ -87,6 +93,7 @@ class AudioModality(Modality):
     name = "audio"
     unused = {
         "max_length": (None, "it counts a text model's tokens"),
+        "tta": (None, "a mirrored spectrogram would run time backwards"),
         "channel_axis": ("auto", "sound has no channels axis to choose"),
         "image_shape": (None, "sound is not rows of pixels"),
         "value_range": ((0.0, 1.0), "sound is read as float samples"),

@@ -28,6 +28,7 @@ class TextModality(Modality):
         "image_shape": (None, "texts are not rows of pixels"),
         "value_range": ((0.0, 1.0), "texts have no pixel values"),
         "sample_rate": (None, "it reads sound"),
+        "tta": (None, "a text has no mirror image"),
         "clip_seconds": (None, "it cuts sound"),
     }
 

@@ -51,7 +51,7 @@ class LogMel(nn.Module):
         super().__init__()
         self.window = int(round(config.window_seconds * config.sample_rate))
         self.hop = int(round(config.hop_seconds * config.sample_rate))
-        self.n_fft = 1 << (self.window - 1).bit_length()
+        self.n_fft = self.fft_size(config)
         self.size = tuple(config.input_size)
         self.interpolation = "bilinear" if config.image.interpolation == "nearest" else config.image.interpolation
         self.mean, self.std = float(config.mean), float(config.std)
@@ -60,6 +60,17 @@ class LogMel(nn.Module):
         self.register_buffer("hann", torch.hann_window(self.window), persistent=False)
         self.register_buffer("mel", mel_filterbank(self.n_fft // 2 + 1, config.n_mels, config.sample_rate),
                              persistent=False)
+
+    @staticmethod
+    def fft_size(config: AudioConfig) -> int:
+        """The FFT length: the window's, rounded up to a power of two."""
+        return 1 << (int(round(config.window_seconds * config.sample_rate)) - 1).bit_length()
+
+    @classmethod
+    def min_samples(cls, config: AudioConfig) -> int:
+        """The shortest clip the centred STFT takes (its reflected padding needs more samples
+        than half the FFT length)."""
+        return cls.fft_size(config) // 2 + 1
 
     def forward(self, x):
         x = x.to(torch.float32)

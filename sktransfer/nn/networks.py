@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from typing import Optional
 
 import torch
@@ -117,6 +118,22 @@ def evaluating(module: nn.Module):
         module.train(was_training)
 
 
+#: Per thread: whether the networks' forward passes see mirror images (see :func:`mirrored`).
+_VIEW = threading.local()
+
+
+@contextlib.contextmanager
+def mirrored():
+    """Inside the block, every :class:`ClassifierNet` run by this thread sees its images
+    mirrored left to right (test-time augmentation); other threads' predictions are not
+    touched."""
+    _VIEW.mirror = True
+    try:
+        yield
+    finally:
+        _VIEW.mirror = False
+
+
 @contextlib.contextmanager
 def adapting_batchnorm(stages) -> bool:
     """Inside the block, the BatchNorm layers of ``stages`` forget their statistics and
@@ -176,7 +193,8 @@ class ClassifierNet(nn.Module):
         if input_ids is not None:
             return self.head(self.pool(self.trunk(input_ids, attention_mask), attention_mask))
         if stage_input is None:
-            stage_input, start = self.augment(self.preprocess(x)), 0
+            x = self.preprocess(x)
+            stage_input, start = self.augment(x.flip(3) if getattr(_VIEW, "mirror", False) else x), 0
         else:
             start = self.n_frozen
         return self.head(self.pool(self.trunk[start:](stage_input) if start else self.trunk(stage_input)))

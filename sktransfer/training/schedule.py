@@ -96,21 +96,25 @@ class HeadFirst(Callback):
 class LRRange(Callback):
     """The learning-rate range test (Smith, 2017; fastai's and Lightning's ``lr_find``):
     training step ``k`` of ``num_steps`` runs at ``start * (end / start) ** (k / (num_steps - 1))``
-    times each param group's base rate, and training stops after the last step or once the
-    loss is non-finite or ``diverge`` times its lowest. Records ``lrs_`` and ``losses_``.
+    times each param group's base rate, and training stops after the last step, at a
+    non-finite loss, or once the loss, smoothed as :func:`lr_curve` smooths it, exceeds
+    ``diverge`` times its lowest (one noisy batch does not end the sweep). Records
+    ``lrs_`` and ``losses_``.
 
     Runs after :class:`LRSchedule` with a constant schedule (which resets the rates to
     their bases before every batch).
     """
 
-    def __init__(self, start: float, end: float, num_steps: int, diverge: float = 4.0):
+    def __init__(self, start: float, end: float, num_steps: int, diverge: float = 4.0, beta: float = 0.98):
         self.start = start
         self.end = end
         self.num_steps = num_steps
         self.diverge = diverge
+        self.beta = beta
 
     def initialize(self):
         self.lrs_, self.losses_ = [], []
+        self.average_, self.lowest_ = 0.0, math.inf
         return self
 
     def on_batch_begin(self, net, batch=None, training=None, **kwargs):
@@ -124,9 +128,12 @@ class LRRange(Callback):
     def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
         if not training:
             return
-        self.losses_.append(float(loss.detach()))
-        last = self.losses_[-1]
-        if len(self.losses_) >= self.num_steps or not math.isfinite(last) or last > self.diverge * min(self.losses_):
+        last = float(loss.detach())
+        self.losses_.append(last)
+        self.average_ = self.beta * self.average_ + (1 - self.beta) * last
+        smoothed = self.average_ / (1 - self.beta ** len(self.losses_))
+        self.lowest_ = min(self.lowest_, smoothed)
+        if len(self.losses_) >= self.num_steps or not math.isfinite(last) or smoothed > self.diverge * self.lowest_:
             raise KeyboardInterrupt  # skorch ends training on it, quietly
 
 
