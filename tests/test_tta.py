@@ -66,3 +66,35 @@ def test_a_model_saved_before_a_parameter_existed_loads_with_its_default(digits)
     restored.__setstate__(state)
     assert restored.tta is None and restored.sample_rate is None
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+def test_the_command_line_predicts_with_and_without_flips(digits, tmp_path):
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    import sktransfer
+
+    X, y = digits
+    clf = FineTunedClassifier("resnet18", weights=None, input_size=16, freeze_depth="all", random_state=0).fit(X, y)
+    model = sktransfer.save(clf, tmp_path / "digits.safetensors")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = []
+    for i in range(6):
+        paths.append(str(folder / f"{i}.png"))
+        Image.fromarray(X[i]).save(paths[-1])
+    script = str(Path(sys.executable).with_name("sktransfer"))
+    probabilities = {}
+    for tta in ("flip", "none"):
+        result = subprocess.run([script, "predict", str(model), str(folder), "--tta", tta, "-q"], capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        rows = list(csv.DictReader(result.stdout.splitlines()))
+        probabilities[tta] = np.array([[float(r[f"proba_{c}"]) for c in clf.classes_] for r in rows])
+    np.testing.assert_allclose(probabilities["none"], clf.predict_proba(paths), atol=1e-5)
+    np.testing.assert_allclose(probabilities["flip"], clf.set_params(tta="flip").predict_proba(paths), atol=1e-5)
+    assert not np.allclose(probabilities["flip"], probabilities["none"], atol=1e-4)

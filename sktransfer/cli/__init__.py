@@ -27,6 +27,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def _tta(parser) -> None:
+    parser.add_argument("--tta", choices=["flip", "none"], default=None,
+                        help="test-time augmentation: 'flip' averages each image's outputs with its mirror "
+                             "image's (default: as the model was saved)")
+
+
 def _common(parser: argparse.ArgumentParser, *, compute: bool = True) -> None:
     group = parser.add_argument_group("common options")
     if compute:
@@ -146,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predictions.csv or .parquet (default: CSV on standard output)")
     p.add_argument("--column", default=None, help="the .csv column to read (default: 'path', or 'text')")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _tta(p)
     _common(p)
 
     p = commands.add_parser("evaluate", help="score a saved model on a folder of labelled images",
@@ -154,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="a .safetensors or .skops model file")
     p.add_argument("folder", metavar="FOLDER", help="one sub-folder of images per class")
     p.add_argument("--plots", default=None, metavar="DIR", help="also save confusion_matrix.png in DIR")
+    _tta(p)
     _common(p)
 
     p = commands.add_parser("demo", help="raw pixels vs frozen features vs fine-tuning on digits",

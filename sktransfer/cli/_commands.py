@@ -291,7 +291,8 @@ def predict(args) -> None:
 
 
 def _runtime_params(model, args) -> dict:
-    """The machine-dependent settings the user chose for this run (not training ones)."""
+    """The settings the user chose for this run: machine-dependent ones and test-time
+    augmentation (not training ones)."""
     params = {}
     names = model.get_params(deep=False)
     if "device" in names:
@@ -300,6 +301,8 @@ def _runtime_params(model, args) -> dict:
         params["batch_size"] = args.batch_size
     if "verbose" in names:
         params["verbose"] = int(not args.quiet and sys.stderr.isatty())
+    if "tta" in names and getattr(args, "tta", None) is not None:
+        params["tta"] = None if args.tta == "none" else args.tta
     return params
 
 
