@@ -90,11 +90,13 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         fine-tuning).
     label_smoothing : float, default=0.1
         Cross-entropy label smoothing (multi-label targets move this far towards 1/2).
-    augment : {"flip", "flip_crop"} or None, default="flip"
+    augment : {"flip", "flip_crop", "trivialaugment"} or None, default="flip"
         Train-time augmentation on the device: random horizontal flips, plus
         with ``"flip_crop"`` small random crops (shifts of up to 1/16 of the
-        side, reflected at the border). None turns it off, e.g. where mirrored
-        images change meaning (text, some digits).
+        side, reflected at the border), or with ``"trivialaugment"`` one
+        random operation per image at a random strength (torchvision's
+        ``TrivialAugmentWide``: colour, contrast, geometry...). None turns it
+        off, e.g. where mirrored images change meaning (text, some digits).
     tta : {"flip"} or None, default=None
         Test-time augmentation in ``predict``, ``predict_proba`` and
         ``decision_function``: the network's outputs (logits) for each image and

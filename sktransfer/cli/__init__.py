@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 0.001)")
     p.add_argument("--val", type=_fraction, default=0.2, metavar="FRACTION",
                    help="stratified fraction held out for the report; 0 trains on all (default: 0.2)")
-    p.add_argument("--augment", choices=["flip", "flip_crop", "none"], default="flip",
+    p.add_argument("--augment", choices=["flip", "flip_crop", "trivialaugment", "none"], default="flip",
                    help="train-time augmentation (default: flip)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
                    help="seed of the split and the training (default: 0)")

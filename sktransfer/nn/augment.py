@@ -1,7 +1,5 @@
-"""Train-time augmentation that is safe for most image data: flips and small crops.
-
-Runs on the device, on whole normalized batches, as one affine resampling; it is
-the identity in eval mode.
+"""Train-time augmentation on the device: flips and small crops (safe for most image
+data), or flips and TrivialAugment (stronger). The identity in eval mode.
 """
 
 from __future__ import annotations
@@ -10,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-AUGMENTATIONS = ("flip", "flip_crop")
+AUGMENTATIONS = ("flip", "flip_crop", "trivialaugment")
 
 
 class FlipCrop(nn.Module):
@@ -48,3 +46,36 @@ class FlipCrop(nn.Module):
         out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection",
                             align_corners=False)
         return out.to(x.dtype)
+
+
+class FlipTrivialAugment(nn.Module):
+    """Random horizontal flips, then TrivialAugment (Müller and Hutter, 2021; torchvision's
+    ``TrivialAugmentWide``): for each image, one operation drawn at random (colour,
+    contrast, sharpness, posterize, solarize, equalize, rotation, shear, translation...) at
+    a random strength.
+
+    Works on the normalized batch: each image is taken back to 8-bit pixels with ``mean``
+    and ``std``, augmented on its own, and normalized again (channels-last).
+
+    Parameters
+    ----------
+    mean, std : sequence of 3 floats
+        The normalization the batch went through (the backbone's data config).
+    """
+
+    def __init__(self, mean, std):
+        super().__init__()
+        from torchvision.transforms import v2
+
+        self.flip = FlipCrop()
+        self.operation = v2.TrivialAugmentWide()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        flipped = self.flip(x).float()
+        pixels = ((flipped * self.std + self.mean).clamp(0, 1) * 255).round().to(torch.uint8)
+        augmented = torch.stack([self.operation(image) for image in pixels]).float() / 255
+        return ((augmented - self.mean) / self.std).to(x.dtype).contiguous(memory_format=torch.channels_last)
