@@ -26,11 +26,7 @@ from .engine.budgets import batch_size_for, memory_budget
 from .engine.features import extract, run
 from .fitting.memo import load_backbone
 from .fitting.params import (
-    AUDIO_INPUT_PARAMETERS,
-    IMAGE_INPUT_PARAMETERS,
-    NETWORK_PARAMETERS,
-    RUNTIME_PARAMETERS,
-    TEXT_INPUT_PARAMETERS,
+    SHARED_PARAMETERS,
     Interval,
     StrOptions,
     invalid,
@@ -84,11 +80,7 @@ class FineTunedEstimator(TransferEstimator):
     """
 
     _parameter_constraints: dict = {
-        **NETWORK_PARAMETERS,
-        **IMAGE_INPUT_PARAMETERS,
-        **TEXT_INPUT_PARAMETERS,
-        **AUDIO_INPUT_PARAMETERS,
-        **RUNTIME_PARAMETERS,
+        **SHARED_PARAMETERS,
         **TRAINING_PARAMETERS,
     }
 

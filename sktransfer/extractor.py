@@ -16,11 +16,7 @@ from .engine.budgets import batch_size_for
 from .engine.features import extract
 from .fitting.memo import load_backbone
 from .fitting.params import (
-    AUDIO_INPUT_PARAMETERS,
-    IMAGE_INPUT_PARAMETERS,
-    NETWORK_PARAMETERS,
-    RUNTIME_PARAMETERS,
-    TEXT_INPUT_PARAMETERS,
+    SHARED_PARAMETERS,
     Interval,
     invalid,
 )
@@ -191,11 +187,7 @@ class PretrainedFeatureExtractor(TransferEstimator, ClassNamePrefixFeaturesOutMi
         self.verbose = verbose
 
     _parameter_constraints: dict = {
-        **NETWORK_PARAMETERS,
-        **IMAGE_INPUT_PARAMETERS,
-        **TEXT_INPUT_PARAMETERS,
-        **AUDIO_INPUT_PARAMETERS,
-        **RUNTIME_PARAMETERS,
+        **SHARED_PARAMETERS,
         "stage": [Interval(Integral, None, None, closed="neither"), str, None],
         "cache_dir": [str, os.PathLike, None],
     }

@@ -46,6 +46,7 @@ __all__ = [
     "InvalidParameterError",
     "NETWORK_PARAMETERS",
     "RUNTIME_PARAMETERS",
+    "SHARED_PARAMETERS",
     "StrOptions",
     "TEXT_INPUT_PARAMETERS",
     "invalid",
@@ -88,6 +89,17 @@ RUNTIME_PARAMETERS = {
     "compile": [StrOptions({"auto"}), "boolean"],
     "cache": ["boolean"],
     "verbose": ["verbose"],
+}
+
+
+#: What every estimator takes: the network, each modality's inputs, the runtime (a new
+#: modality's table joins here, once).
+SHARED_PARAMETERS = {
+    **NETWORK_PARAMETERS,
+    **IMAGE_INPUT_PARAMETERS,
+    **TEXT_INPUT_PARAMETERS,
+    **AUDIO_INPUT_PARAMETERS,
+    **RUNTIME_PARAMETERS,
 }
 
 

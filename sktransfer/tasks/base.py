@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 import torch
+from sklearn.utils.class_weight import compute_sample_weight
 
 
 def weighted(sample_weight, n_samples: int, extra=None):
@@ -92,3 +94,20 @@ class Task:
               weights: Optional[torch.Tensor], init=None):
         """The head solved to convergence on frozen ``features``: ``(W, b, n_iter)``."""
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class LabelTask(Task):
+    """What the two classification tasks share: labels smoothed by ``label_smoothing``,
+    classes weighted by ``class_weight`` (scikit-learn's rule, through
+    ``compute_sample_weight``), one output per entry of what ``fit`` learns."""
+
+    label_smoothing: float = 0.0
+    class_weight: Any = None
+
+    def n_outputs(self, fitted):
+        return len(fitted)
+
+    def sample_weights(self, sample_weight, y, n_samples):
+        extra = None if self.class_weight is None else compute_sample_weight(self.class_weight, y)
+        return weighted(sample_weight, n_samples, extra)

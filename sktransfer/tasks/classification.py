@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 from torch import nn
 
 from ..training.net import TransferNet
 from ..training.probe import fit_linear_probe
-from .base import Task, weighted
+from .base import LabelTask
 
 
 @dataclass(frozen=True)
-class Classification(Task):
+class Classification(LabelTask):
     """One label per input (ints, strings or bools; at least two classes).
 
     What ``fit`` learns is ``classes_``, the sorted labels; the network outputs one
@@ -31,8 +29,6 @@ class Classification(Task):
         Weights of the classes in the loss, as in scikit-learn's classifiers.
     """
 
-    label_smoothing: float = 0.0
-    class_weight: Any = None
     stratified = True
     target_type = "multiclass"
     net_class = TransferNet
@@ -79,13 +75,6 @@ class Classification(Task):
 
     def encode_known(self, y, fitted):
         return np.searchsorted(fitted, y).astype(np.int64)
-
-    def n_outputs(self, fitted):
-        return len(fitted)
-
-    def sample_weights(self, sample_weight, y, n_samples):
-        extra = None if self.class_weight is None else compute_sample_weight(self.class_weight, y)
-        return weighted(sample_weight, n_samples, extra)
 
     def criterion(self):
         return nn.CrossEntropyLoss, {"label_smoothing": float(self.label_smoothing), "reduction": "none"}

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from skorch import NeuralNet
-from sklearn.utils.class_weight import compute_sample_weight
 from torch import nn
 
 from ..training.net import TransferLoop
 from ..training.probe import fit_linear_probe
-from .base import Task, weighted
+from .base import LabelTask
 
 
 class TransferMultiLabelNet(TransferLoop, NeuralNet):
@@ -21,7 +19,7 @@ class TransferMultiLabelNet(TransferLoop, NeuralNet):
 
 
 @dataclass(frozen=True)
-class MultiLabel(Task):
+class MultiLabel(LabelTask):
     """Several independent labels per input: ``Y`` of shape ``(n, k)`` holding 0 and 1, as
     scikit-learn's ``MLPClassifier`` takes it.
 
@@ -37,8 +35,6 @@ class MultiLabel(Task):
         of each one's weight for its value.
     """
 
-    label_smoothing: float = 0.0
-    class_weight: Any = None
     target_type = "multilabel-indicator"
     net_class = TransferMultiLabelNet
 
@@ -78,13 +74,6 @@ class MultiLabel(Task):
 
     def encode_known(self, y, fitted):
         return (y.astype(np.float32) * (1 - self.label_smoothing) + self.label_smoothing / 2).astype(np.float32)
-
-    def n_outputs(self, fitted):
-        return len(fitted)
-
-    def sample_weights(self, sample_weight, y, n_samples):
-        extra = None if self.class_weight is None else compute_sample_weight(self.class_weight, y)
-        return weighted(sample_weight, n_samples, extra)
 
     def criterion(self):
         return nn.BCEWithLogitsLoss, {"reduction": "none"}
