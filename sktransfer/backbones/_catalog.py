@@ -7,6 +7,7 @@ from typing import Iterator, Optional
 import torch
 
 from ._base import AudioEncoderConfig, TextConfig
+from ._shapes import KNOWN_SHAPES
 from ._registry import (
     _ensure_loaded,
     _lock,
@@ -72,20 +73,27 @@ def describe_backbone(name: str) -> dict:
            "features": "-", "input": "-", "weights": "-"}
     if name.endswith("/*"):
         return row
+    # a built-in name still served by its built-in provider (not replaced by a plugin)
+    known = KNOWN_SHAPES.get(name) if getattr(entry.factory, "__module__", None) in _BUILTIN_PROVIDERS else None
     try:
-        backbone = _build_shape_only(name)
+        row["features"], row["input"] = known or measure_shape(name)
     except ImportError as exc:  # the provider's package is not installed
         return {**row, "features": "?", "input": "?", "weights": str(exc).rpartition(": ")[2]}
-    config = backbone.data_config
-    row["features"] = str(backbone.num_features)
-    if isinstance(config, TextConfig):
-        row["input"] = f"{config.max_length} tokens"
-    elif isinstance(config, AudioEncoderConfig):
-        row["input"] = f"{config.clip_seconds:g} s at {config.sample_rate} Hz"
-    else:
-        row["input"] = "x".join(map(str, config.input_size))
     row["weights"] = _weights_state(entry.factory, name)
     return row
+
+
+def measure_shape(name: str) -> tuple[str, str]:
+    """``(features, input)`` of a backbone's catalog row, by building its architecture."""
+    backbone = _build_shape_only(name)
+    config = backbone.data_config
+    if isinstance(config, TextConfig):
+        size = f"{config.max_length} tokens"
+    elif isinstance(config, AudioEncoderConfig):
+        size = f"{config.clip_seconds:g} s at {config.sample_rate} Hz"
+    else:
+        size = "x".join(map(str, config.input_size))
+    return str(backbone.num_features), size
 
 
 def describe_backbones(pattern: Optional[str] = None) -> Iterator[dict]:
