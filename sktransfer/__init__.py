@@ -22,6 +22,7 @@ _EXPORTS = {
     "FineTunedRegressor": ".regressor",
     "PretrainedFeatureExtractor": ".extractor",
     "SKOPS_TRUSTED_TYPES": ".saving",
+    "export": ".exporting",
     "load": ".saving",
     "save": ".saving",
 }
