@@ -47,7 +47,8 @@ def test_every_public_function_and_class_of_the_submodules_has_an_api_page():
 
     api = (ROOT / "docs" / "api.rst").read_text()
     for module, names in ((sktransfer.datasets, sktransfer.datasets.__all__),
-                          (sktransfer.display, ["TrainingCurveDisplay", "EmbeddingDisplay"]),
+                          (sktransfer.display, ["TrainingCurveDisplay", "EmbeddingDisplay", "LRFinderDisplay",
+                                                "MisclassifiedDisplay", "SaliencyDisplay", "plot_confusion_matrix"]),
                           (sktransfer.cli, ["main", "build_parser"])):
         short = module.__name__.removeprefix("sktransfer.")
         for name in names:
