@@ -37,7 +37,7 @@ from .nn.augment import AUGMENTATIONS
 from .nn.freezing import resolve_freeze_depth
 from .nn.networks import ClassifierNet, adapting_batchnorm, evaluating, mirrored
 from .persistence.state import dump_state, load_network_state, plain, rebuild_backbone
-from .training.net import held_out_rows, internal_split, transfer_net
+from .training.net import continue_net, held_out_rows, internal_split, transfer_net
 from .training.schedule import SCHEDULES, LRRange, lr_curve
 from .training.spec import OPTIMIZERS, TrainingSpec
 
@@ -125,6 +125,7 @@ class FineTunedEstimator(TransferEstimator):
         with seeded(spec.seed):
             if continuing:
                 net = self.net_
+                continue_net(net, training)
             else:
                 backbone = load_backbone(spec, memo=self.cache, modality=modality.name)
                 config = modality.data_config(spec, backbone)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from numbers import Integral
 from pathlib import Path
 
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._estimator import TransferEstimator, fit_context
 from .engine.cache import FeatureKey
@@ -25,7 +27,7 @@ from .nn.networks import stage_index
 from .persistence.state import dump_state, load_network_state, rebuild_backbone
 
 
-class PretrainedFeatureExtractor(TransferEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class PretrainedFeatureExtractor(TransferEstimator, TransformerMixin, BaseEstimator):
     """Features from a frozen pretrained backbone, as a scikit-learn transformer.
 
     ``fit`` loads the backbone from the registry; ``transform`` runs images
@@ -138,7 +140,7 @@ class PretrainedFeatureExtractor(TransferEstimator, ClassNamePrefixFeaturesOutMi
     >>> extractor.fit_transform(X).shape
     (4, 512)
     >>> extractor.get_feature_names_out()[:2]
-    array(['pretrainedfeatureextractor0', 'pretrainedfeatureextractor1'], dtype=object)
+    array(['resnet18_0', 'resnet18_1'], dtype=object)
     """
 
     def __init__(
@@ -275,6 +277,28 @@ class PretrainedFeatureExtractor(TransferEstimator, ClassNamePrefixFeaturesOutMi
         return features
 
     # -------------------------------------------------------------- persistence
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the feature columns: the backbone's name and the column number.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Checked against ``feature_names_in_`` when the extractor saw named
+            pixel columns; the output names do not depend on them.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``"resnet18_0"``, ``"resnet18_1"``, ... (characters other than letters,
+            digits and ``_`` become ``_``: ``"timm/convnext_tiny"`` gives
+            ``"timm_convnext_tiny_0"``).
+        """
+        check_is_fitted(self, "_n_features_out")
+        _check_feature_names_in(self, input_features, generate_names=False)
+        # the network's name, not the class's: columns say where they come from
+        prefix = re.sub(r"\W+", "_", self._spec.backbone).strip("_")
+        return np.asarray([f"{prefix}_{i}" for i in range(self._n_features_out)], dtype=object)
 
     def __getstate__(self):
         # plain data only: the network travels as numpy arrays of its weights

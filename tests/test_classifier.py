@@ -174,6 +174,11 @@ def test_warm_start_continues(data):
     second = clf.fit(X, y).predict_proba(X)
     assert not np.allclose(first, second)
     assert len(clf.net_.history) == 4 and clf.n_iter_ == 2
+    # the next warm fit trains as the parameters say now, not as the first fit did
+    clf.set_params(max_epochs=1, lr=0.5)
+    clf.fit(X, y)
+    assert len(clf.net_.history) == 5 and clf.n_iter_ == 1
+    assert max(clf.net_.history[-1, "batches", :, "lr"]) > 0.4  # the new peak rate (the first fit's: 0.01)
     with pytest.raises(ValueError, match=r"warm_start=True needs the classes of the first fit \[0, 1\]"):
         clf.fit(X, np.where(y == 1, 2, 0))
 

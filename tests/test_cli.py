@@ -3,6 +3,7 @@ folder of digit PNGs through fit, predict, evaluate and extract, and the errors 
 missing folder, an unknown backbone and an empty class."""
 
 import csv
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_fit_predict_evaluate_extract_on_a_folder_of_digits(digits_folder, tmp_p
     assert "accuracy: " in fit.stdout and "on 40 images" in fit.stdout and "confusion matrix" in fit.stdout
     assert "valid_acc" in fit.stderr and "train_loss" in fit.stderr
     # 120 training images, 2 epochs: too few steps to move the backbone, said with the cheaper recipe
-    assert "will train the backbone for only" in fit.stderr and "freeze_depth='all'" in fit.stderr
+    assert "will train the backbone for only" in fit.stderr and "--freeze-depth all" in fit.stderr
     assert "\x1b[" not in fit.stderr  # no colour codes in a log that is not a terminal
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion_matrix.png", "training_curve.png"]
     model = load(model_path)
@@ -92,7 +93,48 @@ def test_fit_predict_evaluate_extract_on_a_folder_of_digits(digits_folder, tmp_p
     assert sktransfer("extract", digits_folder / "0", "-b", "efficientnet_lite0", "--input-size", "32",
                       "-o", table).returncode == 0
     header = table.open().readline().strip().split(",")
-    assert header[0] == "path" and len(header) == 1 + 1280
+    assert header[:3] == ["path", "efficientnet_lite0_0", "efficientnet_lite0_1"] and len(header) == 1 + 1280
+
+    # the K most probable classes, most probable first, as predict_proba ranks them
+    top = sktransfer("predict", model_path, digits_folder / "3", "--top-k", "3", "-q")
+    assert top.returncode == 0, top.stderr
+    rows = list(csv.DictReader(io.StringIO(top.stdout)))
+    assert list(rows[0]) == ["path", "class_1", "proba_1", "class_2", "proba_2", "class_3", "proba_3"]
+    best = np.argsort(-proba, axis=1, kind="stable")[:, :3]
+    assert [[r[f"class_{k}"] for k in (1, 2, 3)] for r in rows] == model.classes_[best].tolist()
+    np.testing.assert_allclose([[float(r[f"proba_{k}"]) for k in (1, 2, 3)] for r in rows],
+                               np.take_along_axis(proba, best, axis=1), atol=2e-6)
+    too_many = sktransfer("predict", model_path, digits_folder / "3", "--top-k", "11")
+    assert too_many.returncode == 2 and "--top-k 11 asks for more classes than the model's 10" in too_many.stderr
+
+    # evaluate's pictures: the confusion matrix, the most confident mistakes, Grad-CAM maps
+    plots = sktransfer("evaluate", model_path, digits_folder, "--plots", tmp_path / "report", "-q")
+    assert plots.returncode == 0, plots.stderr
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [
+        "confusion_matrix.png", "misclassified.png", "saliency.png"]
+
+    # --resume continues the saved model: its network, the new epochs and learning rate
+    resumed_path = tmp_path / "resumed.safetensors"
+    resume = sktransfer("fit", digits_folder, "--resume", model_path, "--epochs", "1", "--lr", "1e-4",
+                        "-o", resumed_path, "-q")
+    assert resume.returncode == 0, resume.stderr
+    resumed = load(resumed_path)
+    assert resumed.n_iter_ == 1 and len(resumed.net_.history) == 3 and resumed.lr == 1e-4
+    assert 1e-5 < max(resumed.net_.history[-1, "batches", :, "lr"]) <= 1e-4
+    changed = sktransfer("fit", digits_folder, "--resume", model_path, "--freeze-depth", "2",
+                         "-o", tmp_path / "other.safetensors")
+    assert changed.returncode == 2 and "--freeze-depth cannot change" in changed.stderr
+
+    # a serving graph: uint8 images at the model's input size in, probabilities out
+    onnx_path = tmp_path / "model.onnx"
+    exported = sktransfer("export", model_path, "-o", onnx_path, "-q")
+    assert exported.returncode == 0, exported.stderr
+    assert sktransfer("export", model_path, "-o", onnx_path).returncode == 2  # exists: --overwrite
+    onnxruntime = pytest.importorskip("onnxruntime")
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (served,) = session.run(None, {session.get_inputs()[0].name: images})
+    np.testing.assert_allclose(served, model.predict_proba(images), atol=1e-4)
 
 
 @pytest.mark.parametrize("make, args, status, message", [
@@ -199,7 +241,20 @@ def test_interrupting_fit_saves_nothing_and_exits_130(digits_folder, tmp_path):
     (["fit", "{folder}", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "--val", "0.04"], 1,
      "--val 0.04 holds out 7 of 160 images, fewer than the 10 classes"),
     (["fit", "{folder}", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "--lr", "-5"], 2,
-     "The 'lr' parameter of FineTunedClassifier must be"),
+     "argument --lr: must be a number above 0, got -5.0 (see 'sktransfer fit --help')"),
+    # checked against the backbone's stages before the folder is read (a missing one here)
+    (["fit", "{tmp}/missing", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "--freeze-depth", "99"], 2,
+     "--freeze-depth 99 is out of range: the backbone has 5 stages (stem, layer1, layer2, layer3, layer4)"),
+    (["fit", "{folder}", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "--freze-depth", "2"], 2,
+     "unknown option --freze-depth; did you mean --freeze-depth? (see 'sktransfer fit --help')"),
+    (["predict", "{tmp}/m.safetensors", "{folder}", "--topk", "3"], 2,
+     "unknown option --topk; did you mean --top-k? (see 'sktransfer predict --help')"),
+    (["fit", "{folder}", "-o", "{tmp}/m.safetensors"], 2, "fit needs -b/--backbone BACKBONE (or --resume MODEL)"),
+    (["fit", "{folder}", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "--val", "0.1", "--val-folder", "{folder}"],
+     2, "argument --val-folder: not allowed with argument --val"),
+    # the hint to use local weights speaks of the option, not the Python parameter
+    (["fit", "{folder}", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "-q"], 1,
+     "Either pass a local file, e.g. --weights PATH, copy the file"),
     (["fit", "{folder}", "-b", "resnet18", "-o", "{tmp}/m.safetensors", "--epochs", "abc"], 2,
      "argument --epochs: expected a whole number, got 'abc' (see 'sktransfer fit --help')"),
     (["predict", "{tmp}/bad.skops", "{folder}"], 1, "cannot read model '{tmp}/bad.skops'"),
@@ -217,3 +272,67 @@ def test_a_probe_with_plots_saves_the_confusion_matrix_and_no_curve(digits_folde
                         "all", "-o", tmp_path / "probe.safetensors", "--plots", tmp_path / "plots", "-q")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion_matrix.png"]
+
+
+@needs_lite0
+def test_fit_validates_on_a_folder_with_early_stopping_from_the_probe(digits_folder, tmp_path):
+    model_path = tmp_path / "m.safetensors"
+    fit = sktransfer("fit", digits_folder / "..", "-b", "efficientnet_lite0", "--input-size", "32", "--epochs", "2",
+                     "--val-folder", digits_folder, "--early-stopping", "--head-init", "probe", "--augment", "none",
+                     "-o", model_path, "-q")
+    assert fit.returncode == 1 and "has one class ('digits')" in fit.stderr  # the parent holds one folder
+    fit = sktransfer("fit", digits_folder, "-b", "efficientnet_lite0", "--input-size", "32", "--epochs", "2",
+                     "--val-folder", digits_folder, "--early-stopping", "--head-init", "probe", "--augment", "none",
+                     "-o", model_path, "-q")
+    assert fit.returncode == 0, fit.stderr
+    assert "accuracy: " in fit.stdout and "on 160 images" in fit.stdout  # the report is on the whole val folder
+    model = load(model_path)
+    assert model.early_stopping and model.head_init == "probe" and "early_stopping" in dict(model.net_.callbacks_)
+
+
+@needs_lite0
+def test_bad_images_are_listed_by_path_or_skipped(digits_folder, tmp_path):
+    import shutil
+
+    folder = tmp_path / "digits"
+    shutil.copytree(digits_folder, folder)
+    (folder / "3" / "broken.png").write_text("not an image")
+    png = (folder / "4" / sorted(p.name for p in (folder / "4").iterdir())[0]).read_bytes()
+    (folder / "4" / "cut.png").write_bytes(png[:40])
+    args = ["fit", folder, "-b", "efficientnet_lite0", "--input-size", "32", "--freeze-depth", "all",
+            "-o", tmp_path / "m.safetensors"]
+    result = sktransfer(*args)
+    assert result.returncode == 1 and "X[" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == (f"sktransfer fit: error: 2 of the 162 files in {str(folder)!r} cannot be read "
+                        "(--skip-bad-images leaves them out):")
+    assert lines[1].startswith(f"  cannot read image file {str(folder / '3' / 'broken.png')!r}: not an image")
+    assert lines[2].startswith(f"  cannot read image file {str(folder / '4' / 'cut.png')!r}: ")
+    skipped = sktransfer(*args, "--skip-bad-images")
+    assert skipped.returncode == 0, skipped.stderr
+    assert f"skipping the 2 of the 162 files in {str(folder)!r} that cannot be read:" in skipped.stderr
+    assert "on 32 images" in skipped.stdout  # the 160 readable ones, 20 % held out
+    predicted = sktransfer("predict", tmp_path / "m.safetensors", folder / "3", "--skip-bad-images", "-q")
+    assert predicted.returncode == 0 and len(predicted.stdout.splitlines()) == 1 + 16
+
+
+@needs_lite0
+def test_the_readme_shows_the_accuracies_the_demo_prints(tmp_path):
+    """The first figures people read come from the code they install."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("What `sktransfer demo` printed"):]
+    documented = {}
+    for line in table.splitlines()[3:]:
+        if not line.startswith("| ") or line.startswith("| approach") or line.startswith("|---"):
+            if documented:
+                break
+            continue
+        name, accuracy, _ = [cell.strip() for cell in line.strip("|").split("|")]
+        documented[name] = accuracy
+    demo = sktransfer("demo", "--output-dir", tmp_path, "-q")
+    assert demo.returncode == 0, demo.stderr
+    printed = {}
+    for line in demo.stdout.splitlines()[1:]:
+        name, accuracy, _ = line.rsplit(maxsplit=2)
+        printed[name.strip()] = accuracy
+    assert len(printed) == 3 and printed == documented

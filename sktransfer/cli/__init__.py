@@ -1,21 +1,24 @@
 """The ``sktransfer`` command line: from a folder of images to a saved, evaluated model.
 
-``sktransfer backbones``, ``extract``, ``fit``, ``predict``, ``evaluate`` and ``demo``.
+``sktransfer backbones``, ``extract``, ``fit``, ``predict``, ``evaluate``, ``export`` and ``demo``.
 This module imports only the standard library: ``--help`` answers at once, and torch
 is imported by the command that needs it.
 
 Exit status: 0 on success, 1 when the data (or a file) is bad, 2 when the command is
 called wrongly (an unknown option or backbone, an output it cannot write), 130 when
-interrupted. Errors print as one line; ``--debug`` shows the traceback.
+interrupted. Errors print as one line (a list of bad files, one line per file), naming
+the options to change; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from .._version import __version__
+from ._flags import as_flags, closest_option
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -33,20 +36,31 @@ def _tta(parser) -> None:
                              "image's (default: as the model was saved)")
 
 
-def _common(parser: argparse.ArgumentParser, *, compute: bool = True) -> None:
+def _skip_bad_images(parser) -> None:
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out files that cannot be read (listed on standard error) instead of "
+                             "stopping at them")
+
+
+def _common(parser: argparse.ArgumentParser, *, compute: bool = True, precision: bool = False) -> None:
     group = parser.add_argument_group("common options")
     if compute:
         group.add_argument("--device", default="auto",
                            help="'auto' (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N' (default: auto)")
         group.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
                            help="images per batch (default: chosen for the device)")
+    if precision:
+        group.add_argument("--precision", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+                           help="arithmetic on a GPU: 'auto' is bfloat16 where the GPU has it, else float16; "
+                                "CPUs compute in float32 (default: auto)")
     group.add_argument("-q", "--quiet", action="store_true", help="print results only: no progress, no epoch table")
     group.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
-def _network(parser: argparse.ArgumentParser) -> None:
+def _network(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """Which pretrained network, with which weights, at which image size."""
-    parser.add_argument("-b", "--backbone", required=True, help="a registered backbone (see 'sktransfer backbones')")
+    parser.add_argument("-b", "--backbone", required=required,
+                        help="a registered backbone (see 'sktransfer backbones')")
     parser.add_argument("--weights", type=_weights, default="DEFAULT",
                         help="'DEFAULT', a weights name, 'none' (random) or a weights file")
     parser.add_argument("--input-size", type=_positive_int, default=None, metavar="PX",
@@ -60,6 +74,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {value}")
     return value
 
 
@@ -77,9 +101,12 @@ def _freeze_depth(text: str):
     if text == "all":
         return text
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of stages or 'all', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more stages, or 'all', got {value}")
+    return value
 
 
 def _weights(text: str):
@@ -97,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sktransfer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.commands = commands.choices  # name -> sub-parser, for errors that point to its --help
 
     p = commands.add_parser("backbones", help="list the registered backbones",
                             description="List backbones: name, provider, modality, feature size, input "
@@ -117,21 +145,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="features.npy (a float32 matrix), .csv or .parquet (an id column, then the features)")
     p.add_argument("--column", default=None, help="the .csv column to read (default: 'path', or 'text')")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _skip_bad_images(p)
     _common(p)
 
     p = commands.add_parser("fit", help="fine-tune a classifier on a folder of labelled images",
                             description="Fine-tune BACKBONE on FOLDER (one sub-folder of images per class), "
-                                        "report on a stratified held-out split and save the model.")
+                                        "report on a stratified held-out split (or --val-folder) and save "
+                                        "the model.")
     p.add_argument("folder", metavar="FOLDER", help="one sub-folder of images per class (ImageFolder layout)")
-    _network(p)
+    _network(p, required=False)
     p.add_argument("-o", "--output", required=True, metavar="MODEL",
                    help="model.safetensors (sktransfer.save) or model.skops (skops); neither holds code")
-    p.add_argument("--freeze-depth", type=_freeze_depth, default=0, metavar="K",
+    p.add_argument("--resume", default=None, metavar="MODEL",
+                   help="continue training a saved model (same classes) instead of starting from the "
+                        "pretrained weights; its backbone and settings are kept")
+    p.add_argument("--freeze-depth", type=_freeze_depth, default=None, metavar="K",
                    help="freeze the first K stages; 'all' trains only the head (default: 0)")
     p.add_argument("--epochs", type=_positive_int, default=10, metavar="N", help="training epochs (default: 10)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 0.001)")
-    p.add_argument("--val", type=_fraction, default=0.2, metavar="FRACTION",
-                   help="stratified fraction held out for the report; 0 trains on all (default: 0.2)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate (default: 0.001)")
+    p.add_argument("--head-init", choices=["random", "probe"], default=None,
+                   help="'probe' starts fine-tuning from the frozen features' linear probe, the "
+                        "recipe that keeps a first epoch from undoing the pretrained features "
+                        "(default: random)")
+    p.add_argument("--early-stopping", action="store_true",
+                   help="stop when the validation loss stops improving and keep the best epoch's weights "
+                        "(validates on --val-folder, or on the --val split)")
+    validation = p.add_mutually_exclusive_group()
+    validation.add_argument("--val", type=_fraction, default=None, metavar="FRACTION",
+                            help="stratified fraction held out for the report; 0 trains on all (default: 0.2)")
+    validation.add_argument("--val-folder", default=None, metavar="DIR",
+                            help="a labelled folder (same classes) to validate and report on, instead of a split")
     p.add_argument("--augment", choices=["flip", "flip_crop", "trivialaugment", "none"], default="flip",
                    help="train-time augmentation (default: flip)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
@@ -139,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="also save training_curve.png and confusion_matrix.png in DIR (needs matplotlib)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
-    _common(p)
+    _skip_bad_images(p)
+    _common(p, precision=True)
 
     p = commands.add_parser("predict", help="predict classes and probabilities (or values) with a saved model",
                             description="Predict INPUT with MODEL: one row per image (or text) with the "
@@ -151,7 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="predictions.csv or .parquet (default: CSV on standard output)")
     p.add_argument("--column", default=None, help="the .csv column to read (default: 'path', or 'text')")
+    p.add_argument("--top-k", type=_positive_int, default=None, metavar="K",
+                   help="a classifier's K most probable classes and their probabilities (columns class_1, "
+                        "proba_1, ... class_K, proba_K) instead of one probability column per class")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _skip_bad_images(p)
     _tta(p)
     _common(p)
 
@@ -160,9 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
                                         "of MODEL on FOLDER (one sub-folder per class).")
     p.add_argument("model", metavar="MODEL", help="a .safetensors or .skops model file")
     p.add_argument("folder", metavar="FOLDER", help="one sub-folder of images per class")
-    p.add_argument("--plots", default=None, metavar="DIR", help="also save confusion_matrix.png in DIR")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="also save confusion_matrix.png, misclassified.png (the most confidently wrong "
+                        "images) and saliency.png (Grad-CAM maps) in DIR")
+    _skip_bad_images(p)
     _tta(p)
     _common(p)
+
+    p = commands.add_parser("export", help="export a saved model to ONNX (or torch.export) for serving",
+                            description="Write MODEL as a self-contained network for serving: its input is a "
+                                        "batch of uint8 images (n, H, W, 3) at the model's input size, "
+                                        "preprocessing is inside, and its output is what the model returns "
+                                        "(class probabilities, values, or features). See 'Deploying a model' "
+                                        "in the documentation.")
+    p.add_argument("model", metavar="MODEL", help="a .safetensors or .skops model file")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="model.onnx (ONNX, for onnxruntime and other runtimes) or model.pt2 (torch.export)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _common(p, compute=False)
 
     p = commands.add_parser("demo", help="raw pixels vs frozen features vs fine-tuning on digits",
                             description="The main job, offline: scikit-learn's digits classified from raw "
@@ -175,6 +238,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_printer(command: str):
+    """Warnings as the command's own lines, naming options rather than parameters."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"sktransfer {command}: warning: {as_flags(' '.join(str(message).split()))}", file=sys.stderr)
+
+    return show
+
+
+def _refuse_unknown(parser: _Parser, command: str, unknown: list) -> None:
+    """Exit 2 naming the first argument the command does not take, with the closest
+    option and where its options are listed."""
+    sub = parser.commands[command]
+    first = unknown[0]
+    if first.startswith("-"):
+        options = [o for action in sub._actions for o in action.option_strings]
+        hint = closest_option(first, options)
+        sub.exit(EXIT_USAGE, f"{sub.prog}: error: unknown option {first}{hint} (see '{sub.prog} --help')\n")
+    sub.exit(EXIT_USAGE, f"{sub.prog}: error: unexpected argument {first!r} (see '{sub.prog} --help')\n")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
 
@@ -183,11 +267,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     >>> from sktransfer.cli import main
     >>> main(["backbones", "resnet1*", "--quiet"])  # doctest: +SKIP
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args.command, unknown)
     from ._commands import COMMANDS, USAGE_ERRORS
 
     try:
-        COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command)
+            COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("sktransfer: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -197,7 +286,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # every failure is reported as one line, unless --debug
         if args.debug:
             raise
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        # one line per line of the message (a list of bad files), each on one line
+        lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+        message = as_flags("\n  ".join(lines)) or type(exc).__name__
         print(f"sktransfer {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_DATA
     return EXIT_OK

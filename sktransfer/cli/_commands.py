@@ -23,6 +23,7 @@ from ._io import (
     read_images,
     read_texts,
     save_model,
+    unreadable,
     write_csv,
     write_table,
 )
@@ -98,7 +99,35 @@ def _read(args, modality: str) -> tuple[list[str], dict]:
         texts, name, numbers = read_texts(args.input, args.column)
         return texts, {name: np.array(numbers)}
     paths = read_images(args.input, args.column, _FILES[modality])
+    paths = [paths[i] for i in _readable(args, paths, args.input, modality)]
     return paths, {"path": np.array(paths, dtype=object)}
+
+
+def _readable(args, paths, where, modality: str) -> list[int]:
+    """The positions of the files of ``paths`` (from ``where``) that can be read. The others
+    stop the command with one line each, or with ``--skip-bad-images`` are left out (said
+    on standard error)."""
+    bad = unreadable(paths, modality)
+    if not bad:
+        return list(range(len(paths)))
+    what = f"{len(bad)} of the {len(paths)} files in {str(where)!r} cannot be read"
+    lines = [line for _, line in bad]
+    if not args.skip_bad_images:
+        raise ValueError("\n".join([f"{what} (--skip-bad-images leaves them out):", *lines]))
+    if len(bad) == len(paths):
+        raise ValueError("\n".join([f"none of the {len(paths)} files in {str(where)!r} can be read:", *lines]))
+    _say(args, f"skipping the {what.replace(' cannot', ' that cannot')}:", *(f"  {line}" for line in lines))
+    skipped = {i for i, _ in bad}
+    return [i for i in range(len(paths)) if i not in skipped]
+
+
+def _labelled(args, folder, modality: str):
+    """The readable files of a labelled ``folder`` and their class names."""
+    from ..datasets import load_image_folder
+
+    data = load_image_folder(folder, _FILES[modality])
+    keep = _readable(args, data.paths, data.folder, modality)
+    return [data.paths[i] for i in keep], data.target_names[data.target[keep]]
 
 
 def _plural(n: int, modality: str) -> str:
@@ -142,10 +171,9 @@ def extract(args) -> None:
     _say(args, f"wrote {features.shape[0]} x {features.shape[1]} features to {output}")
 
 
-def _report(model, paths, y_true, out=sys.stdout) -> None:
+def _report(model, y_true, y_pred, out=sys.stdout) -> None:
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 
-    y_pred = model.predict(paths)
     labels = model.classes_
     names = [str(c) for c in labels]
     print(f"accuracy: {accuracy_score(y_true, y_pred):.4f} on {len(y_true)} images", file=out)
@@ -157,64 +185,134 @@ def _report(model, paths, y_true, out=sys.stdout) -> None:
     print(" " * width + "  " + "  ".join(n.rjust(width) for n in names), file=out)
     for name, row in zip(names, matrix):
         print(name.rjust(width) + "  " + "  ".join(str(v).rjust(width) for v in row), file=out)
-    return y_pred
 
 
-def _save_confusion_matrix(folder: Path, y_true, y_pred, labels) -> Path:
+def _figures(folder: Path):
+    """pyplot, drawing off-screen, and ``folder`` created."""
     import matplotlib
 
     folder.mkdir(parents=True, exist_ok=True)
     matplotlib.use("Agg")
-    from sklearn.metrics import ConfusionMatrixDisplay
+    import matplotlib.pyplot as plt
 
-    display = ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=labels, colorbar=False)
-    display.figure_.tight_layout()
-    display.figure_.savefig(folder / "confusion_matrix.png", dpi=120)
-    return folder / "confusion_matrix.png"
+    return plt
 
 
-def fit(args) -> None:
-    """Fine-tune on a labelled folder, report on a held-out split, save."""
-    from sklearn.model_selection import train_test_split
+def _save(plt, figure, path: Path) -> Path:
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return path
 
+
+def _save_confusion_matrix(folder: Path, y_true, y_pred, labels) -> Path:
+    plt = _figures(folder)
+    from ..display import plot_confusion_matrix
+
+    display = plot_confusion_matrix(y_true, y_pred, labels=labels,
+                                    title=f"accuracy {np.mean(np.asarray(y_true) == np.asarray(y_pred)):.3f} on "
+                                          f"{len(y_true)} images (rows: true class)")
+    return _save(plt, display.figure_, folder / "confusion_matrix.png")
+
+
+def _save_interpretation(folder: Path, model, paths, y_true, proba) -> list:
+    """misclassified.png (the most confident mistakes) and saliency.png (Grad-CAM maps of
+    those images for the class predicted; of the first images when there is no mistake)."""
+    plt = _figures(folder)
+    from ..display import MisclassifiedDisplay, SaliencyDisplay
+
+    wrong = MisclassifiedDisplay.from_predictions(y_true, proba, paths, classes=model.classes_)
+    saved = [_save(plt, wrong.figure_, folder / "misclassified.png")]
+    shown = list(wrong.indices) if len(wrong.indices) else list(range(min(9, len(paths))))
+    saliency = SaliencyDisplay.from_estimator(model, [paths[i] for i in shown], np.asarray(y_true)[shown])
+    saved.append(_save(plt, saliency.figure_, folder / "saliency.png"))
+    return saved
+
+
+def _new_model(args):
+    """The classifier ``fit`` trains from the pretrained weights."""
     from ..classifier import FineTunedClassifier
-    from ..datasets import load_image_folder
 
+    if args.backbone is None:
+        raise UsageError("fit needs -b/--backbone BACKBONE (or --resume MODEL)")
     modality = _modality(args.backbone)
     if modality not in _FILES:
         raise UsageError(f"'sktransfer fit' trains on folders of image or sound files; {args.backbone!r} is a "
                          f"{modality} backbone")
+    return FineTunedClassifier(
+        args.backbone, weights=args.weights, freeze_depth=0 if args.freeze_depth is None else args.freeze_depth,
+        head_init=args.head_init or "random", input_size=args.input_size,
+    )
+
+
+def _resumed(args):
+    """The saved classifier ``--resume`` continues, refusing options that would change its network."""
+    model = _classifier(args.resume)
+    kept = {"--backbone": (args.backbone, model.backbone), "--input-size": (args.input_size, model.input_size),
+            "--freeze-depth": (args.freeze_depth, model.freeze_depth), "--head-init": (args.head_init, model.head_init),
+            "--weights": (None if args.weights == "DEFAULT" else args.weights, None)}
+    changed = [flag for flag, (given, saved) in kept.items() if given is not None and given != saved]
+    if changed:
+        raise UsageError(f"--resume continues {str(args.resume)!r} with its own network; {', '.join(changed)} "
+                         "cannot change (leave them out, or train a new model without --resume)")
+    return model
+
+
+def _check_before_data(model) -> None:
+    """Refuse option values before any data is read: each parameter on its own, then the
+    freeze depth against the backbone's stages (its architecture alone, built without
+    weights)."""
+    from ..backbones._catalog import _build_shape_only
+    from ..nn.freezing import resolve_freeze_depth
+
+    model._check_params()
+    try:
+        resolve_freeze_depth(model.freeze_depth, _build_shape_only(model.backbone).stage_names)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def fit(args) -> None:
+    """Fine-tune on a labelled folder, report on a held-out split or folder, save."""
+    from sklearn.model_selection import train_test_split
+
     output = check_output(args.output, MODEL_SUFFIXES, args.overwrite)
     plots = _check_plots(args.plots) if args.plots else None
-    model = FineTunedClassifier(
-        args.backbone, weights=args.weights, freeze_depth=args.freeze_depth, max_epochs=args.epochs,
-        lr=args.lr, batch_size=args.batch_size, input_size=args.input_size, device=args.device,
+    model = _resumed(args) if args.resume else _new_model(args)
+    model.set_params(
+        max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device, precision=args.precision,
         augment=None if args.augment == "none" else args.augment, random_state=args.random_state,
-        verbose=_verbose(args),
+        early_stopping=args.early_stopping, warm_start=bool(args.resume), verbose=_verbose(args),
     )
-    model._check_params()  # bad option values are reported before any data is read
-    data = load_image_folder(args.folder, _FILES[modality])
-    y = data.target_names[data.target]
+    _check_before_data(model)
+    modality = model._modality().name
+    X, y = _labelled(args, args.folder, modality)
     names, sizes = np.unique(y, return_counts=True)
     counts = dict(zip(names.tolist(), sizes.tolist()))
     if len(counts) < 2:
-        raise ValueError(f"{data.folder!r} has one class ({next(iter(counts))!r}); a classifier needs two or more")
-    if args.val:
+        raise ValueError(f"{args.folder!r} has one class ({next(iter(counts))!r}); a classifier needs two or more")
+    val = 0.2 if args.val is None and args.val_folder is None else args.val
+    if args.val_folder is not None:
+        X_train, y_train = X, y
+        X_val, y_val = _labelled(args, args.val_folder, modality)
+        unknown = sorted(set(y_val.tolist()) - set(counts))
+        if unknown:
+            raise ValueError(f"classes {unknown} of --val-folder {args.val_folder!r} are not classes of "
+                             f"{args.folder!r} ({sorted(counts)})")
+    elif val:
         smallest = min(counts, key=counts.get)
         if counts[smallest] < 2:
             raise ValueError(f"class {smallest!r} has {counts[smallest]} image: a held-out split needs at "
                              "least 2 per class (add images, or pass --val 0)")
-        held_out = math.ceil(args.val * len(y))  # as train_test_split counts a fraction
+        held_out = math.ceil(val * len(y))  # as train_test_split counts a fraction
         if held_out < len(counts):
-            raise ValueError(f"--val {args.val} holds out {held_out} of {len(y)} images, fewer than the "
+            raise ValueError(f"--val {val} holds out {held_out} of {len(y)} images, fewer than the "
                              f"{len(counts)} classes; raise it to at least {len(counts) / len(y):.3g}")
-        X_train, X_val, y_train, y_val = train_test_split(
-            data.paths, y, test_size=args.val, stratify=y, random_state=args.random_state)
+        X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=val, stratify=y,
+                                                          random_state=args.random_state)
     else:
-        X_train, y_train, X_val, y_val = data.paths, y, None, None
-    _say(args, f"{len(data.paths)} images in {len(counts)} classes: "
-               + ", ".join(f"{k} ({v})" for k, v in counts.items()),
-         f"fine-tuning {args.backbone} on {len(X_train)} images"
+        X_train, y_train, X_val, y_val = X, y, None, None
+    _say(args, f"{len(X)} images in {len(counts)} classes: " + ", ".join(f"{k} ({v})" for k, v in counts.items()),
+         f"{'continuing' if args.resume else 'fine-tuning'} {model.backbone} on {len(X_train)} images"
          + (f", {len(X_val)} held out" if X_val is not None else ""))
     # the epoch table is a log: standard error, like the rest of the progress
     stdout, sys.stdout = sys.stdout, _Log(sys.stderr)
@@ -227,30 +325,41 @@ def fit(args) -> None:
     if getattr(model.net_, "interrupted_", False):  # Ctrl-C: the model is unfinished, not saved
         raise KeyboardInterrupt
     if X_val is not None:
-        y_pred = _report(model, X_val, y_val)
+        y_pred = model.predict(X_val)
+        _report(model, y_val, y_pred)
     save_model(model, output)
     _say(args, f"saved the model to {output}")
     if plots is not None:
+        plt = _figures(plots)
         from ..display import TrainingCurveDisplay
 
-        plots.mkdir(parents=True, exist_ok=True)
         saved = []
         if model.n_iter_:  # freeze_depth="all" solves a probe: no epochs, no curve
             curve = TrainingCurveDisplay.from_estimator(model)
-            curve.figure_.savefig(plots / "training_curve.png", dpi=120)
-            saved.append(plots / "training_curve.png")
+            saved.append(_save(plt, curve.figure_, plots / "training_curve.png"))
         if X_val is not None:
             saved.append(_save_confusion_matrix(plots, y_val, y_pred, model.classes_))
         if saved:
             _say(args, "saved " + ", ".join(map(str, saved)))
 
 
-def _classifier(path):
+def _classifier(path, needs="this command"):
     model = load_model(path)
     if not hasattr(model, "predict_proba") or getattr(model, "_target_type", "") == "multilabel-indicator":
-        raise UsageError(f"{str(path)!r} holds a {type(model).__name__} that does not predict one class per "
-                         "input (a regressor, or a multi-label classifier)")
+        raise UsageError(f"{needs} needs a model that predicts one class per input; {str(path)!r} holds a "
+                         f"{type(model).__name__} that does not (a regressor, or a multi-label classifier)")
     return model
+
+
+def _top_k(model, proba: np.ndarray, k: int) -> dict:
+    """Columns ``class_1, proba_1, ..., class_k, proba_k``: each row's ``k`` most probable
+    classes, the most probable first (ties: the class listed first in ``classes_``)."""
+    best = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+    columns = {}
+    for rank in range(k):
+        columns[f"class_{rank + 1}"] = model.classes_[best[:, rank]]
+        columns[f"proba_{rank + 1}"] = np.take_along_axis(proba, best[:, rank:rank + 1], axis=1)[:, 0]
+    return columns
 
 
 def _predictor(path):
@@ -264,14 +373,18 @@ def predict(args) -> None:
     """Predictions of INPUT (classes and class probabilities, labels, or values), as CSV
     (standard output) or a file."""
     output = check_output(args.output, (".csv", ".parquet"), args.overwrite) if args.output else None
-    model = _predictor(args.model)
+    model = _classifier(args.model, "--top-k") if args.top_k is not None else _predictor(args.model)
+    if args.top_k is not None and args.top_k > len(model.classes_):
+        raise UsageError(f"--top-k {args.top_k} asks for more classes than the model's {len(model.classes_)}")
     model.set_params(**_runtime_params(model, args))
     modality = model._spec.modality
     items, ids = _read(args, modality)
     _say(args, f"predicting {_plural(len(items), modality)} with {args.model}")
     outputs, task = model._outputs(items), model._task()  # one pass gives predictions and probabilities
     columns = dict(ids)
-    if hasattr(task, "predict_proba"):
+    if args.top_k is not None:
+        columns.update(_top_k(model, task.predict_proba(outputs), args.top_k))
+    elif hasattr(task, "predict_proba"):
         classes, proba = model.classes_, task.predict_proba(outputs)
         predicted = task.predict(outputs, classes)
         if predicted.ndim == 1:
@@ -308,24 +421,48 @@ def _runtime_params(model, args) -> dict:
 
 def evaluate(args) -> None:
     """Accuracy, classification report and confusion matrix on a labelled folder."""
-    from ..datasets import load_image_folder
 
     plots = _check_plots(args.plots) if args.plots else None
     model = _classifier(args.model)
     model.set_params(**_runtime_params(model, args))
-    data = load_image_folder(args.folder, _FILES.get(model._spec.modality, IMAGE_EXTENSIONS))
+    modality = model._spec.modality
+    if modality not in _FILES:
+        raise UsageError(f"'sktransfer evaluate' reads folders of image or sound files; {str(args.model)!r} is a "
+                         f"{modality} model")
+    paths, names = _labelled(args, args.folder, modality)
     # a model trained from a folder knows its classes by name; one trained in Python
     # on ints or other labels is matched by their text
     by_name = {str(c): c for c in model.classes_}
-    unknown = sorted(set(data.target_names.tolist()) - set(by_name))
+    unknown = sorted(set(names.tolist()) - set(by_name))
     if unknown:
-        raise ValueError(f"classes {unknown} of {data.folder!r} are not classes of the model "
-                         f"({sorted(by_name)})")
-    y_true = np.array([by_name[n] for n in data.target_names])[data.target]
-    _say(args, f"evaluating {args.model} on {len(data.paths)} images of {data.folder}")
-    y_pred = _report(model, data.paths, y_true)
+        raise ValueError(f"classes {unknown} of {args.folder!r} are not classes of the model ({sorted(by_name)})")
+    y_true = np.array([by_name[n] for n in names.tolist()])
+    _say(args, f"evaluating {args.model} on {len(paths)} images of {args.folder}")
+    outputs, task = model._outputs(paths), model._task()  # one pass gives predictions and probabilities
+    y_pred = task.predict(outputs, model.classes_)
+    _report(model, y_true, y_pred)
     if plots is not None:
-        _say(args, f"saved {_save_confusion_matrix(plots, y_true, y_pred, model.classes_)}")
+        saved = [_save_confusion_matrix(plots, y_true, y_pred, model.classes_)]
+        if modality == "image":
+            saved += _save_interpretation(plots, model, paths, y_true, task.predict_proba(outputs))
+        _say(args, "saved " + ", ".join(map(str, saved)))
+
+
+def export(args) -> None:
+    """A saved model as a serving artifact (ONNX or torch.export)."""
+    from ..exporting import export as export_model
+    from ..persistence.export import SUFFIXES
+
+    output = check_output(args.output, SUFFIXES, args.overwrite)
+    if output.suffix.lower() == ".onnx":
+        require("onnx", "writing .onnx files", "export")
+    model = load_model(args.model)
+    _say(args, f"exporting {args.model} ({type(model).__name__}, {model.backbone}) to {output}")
+    try:
+        export_model(model, output)
+    except (TypeError, ValueError) as exc:  # a model the format cannot hold: the request was wrong
+        raise UsageError(str(exc)) from None
+    _say(args, f"wrote {output}")
 
 
 def demo(args) -> None:
@@ -337,4 +474,4 @@ def demo(args) -> None:
 
 
 COMMANDS = {"backbones": backbones, "extract": extract, "fit": fit, "predict": predict,
-            "evaluate": evaluate, "demo": demo}
+            "evaluate": evaluate, "export": export, "demo": demo}

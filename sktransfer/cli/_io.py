@@ -89,6 +89,30 @@ def read_texts(path, column: Optional[str] = None) -> tuple[list[str], str, list
     return [text for _, text in numbered], "row" if is_csv else "line", [i for i, _ in numbered]
 
 
+def unreadable(paths, modality: str = "image") -> list[tuple[int, str]]:
+    """``(position, line)`` for each file of ``paths`` that cannot be read as ``modality``
+    ("image" or "audio"), the line naming its path and why. Every file is decoded
+    once, on the reading threads."""
+    from ..data.audio import decode_sound
+    from ..data.decoding import decode_file, read_file
+    from ..data.sources import workers
+
+    def problem(index):
+        path = paths[index]
+        try:
+            if modality == "audio":
+                decode_sound(read_file(path, index, "sound"), path, index)
+            else:
+                decode_file(path, index)
+        except (ValueError, OSError) as exc:
+            # the decoders name the input's position; here the path alone names the file
+            return str(exc).removeprefix(f"X[{index}]: ")
+        return None
+
+    found = workers().map(problem, range(len(paths)))
+    return [(i, line) for i, line in enumerate(found) if line is not None]
+
+
 def check_output(path, suffixes, overwrite: bool) -> Path:
     """Refuse, before any work, an output the command could not write or would clobber."""
     path = Path(path).expanduser()

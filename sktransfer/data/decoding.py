@@ -173,6 +173,8 @@ def decode_pil(image: Image.Image, index, value_range=(0.0, 1.0)) -> np.ndarray:
 
 def _reason(exc: Exception) -> str:
     """An exception's message, with its type unless it is one of the usual ones."""
-    if isinstance(exc, (UnidentifiedImageError, OSError, ValueError)):
+    if isinstance(exc, UnidentifiedImageError):  # PIL names the in-memory buffer, not the file
+        return "not an image in a format PIL reads (or the file is damaged)"
+    if isinstance(exc, (OSError, ValueError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -206,13 +206,8 @@ def transfer_net(module, spec, task, extra_callbacks=()) -> TransferNet:
     :class:`~sktransfer.nn.networks.ClassifierNet`, frozen as ``spec.freeze_depth`` says)
     as the :class:`~.spec.TrainingSpec` ``spec`` says, for ``task``; ``extra_callbacks``
     (``(name, callback)`` pairs) run after the others."""
-    segments = [(0, spec.max_epochs, 1.0)]
-    if spec.head_epochs:
-        segments = [(0, spec.head_epochs, 1.0), (spec.head_epochs, spec.max_epochs, spec.finetune_lr_scale)]
     backbone_lr = spec.lr * spec.backbone_lr_ratio
-    # skorch puts the matched "trunk.*" group first, the rest (the head) last
-    callbacks = [("lr_schedule", LRSchedule(spec.lr_schedule, spec.warmup_fraction,
-                                            base_lrs=[backbone_lr, spec.lr], segments=segments))]
+    callbacks = [("lr_schedule", _schedule(spec))]
     if spec.head_epochs:
         callbacks.append(("head_first", HeadFirst(spec.head_epochs, module.n_frozen)))
     if spec.early_stopping:
@@ -248,6 +243,21 @@ def transfer_net(module, spec, task, extra_callbacks=()) -> TransferNet:
         compile=spec.compile,
         verbose=spec.verbose,
     )
+
+
+def _schedule(spec) -> LRSchedule:
+    segments = [(0, spec.max_epochs, 1.0)]
+    if spec.head_epochs:
+        segments = [(0, spec.head_epochs, 1.0), (spec.head_epochs, spec.max_epochs, spec.finetune_lr_scale)]
+    # skorch puts the matched "trunk.*" group first, the rest (the head) last
+    return LRSchedule(spec.lr_schedule, spec.warmup_fraction, base_lrs=[spec.lr * spec.backbone_lr_ratio, spec.lr],
+                      segments=segments)
+
+
+def continue_net(net, spec) -> None:
+    """Make a fitted net's next (warm-start) fit train as ``spec`` says now: its epochs,
+    batch size and learning rates, not the first fit's."""
+    net.set_params(max_epochs=spec.max_epochs, batch_size=spec.batch_size, callbacks__lr_schedule=_schedule(spec))
 
 
 def internal_split(spec, task):
