@@ -106,7 +106,7 @@ def test_clone_and_params():
 def test_set_output_pandas(uint8_images):
     frame = PretrainedFeatureExtractor(TINY).set_output(transform="pandas").fit_transform(uint8_images)
     assert isinstance(frame, pd.DataFrame)
-    assert list(frame.columns[:2]) == ["pretrainedfeatureextractor0", "pretrainedfeatureextractor1"]
+    assert list(frame.columns[:2]) == ["test_tiny_cnn_0", "test_tiny_cnn_1"]  # named after the backbone
     assert frame.shape == (12, 16)
 
 
