@@ -23,6 +23,7 @@ _EXPORTS = {
     "PretrainedFeatureExtractor": ".extractor",
     "SKOPS_TRUSTED_TYPES": ".saving",
     "export": ".exporting",
+    "is_main_process": ".data.launch",
     "load": ".saving",
     "save": ".saving",
 }

@@ -8,6 +8,7 @@ validation sets, training, interrupts) and persistence; a subclass names its tas
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -37,6 +38,7 @@ from .nn.augment import AUGMENTATIONS
 from .nn.freezing import resolve_freeze_depth
 from .nn.networks import ClassifierNet, adapting_batchnorm, evaluating, mirrored
 from .persistence.state import dump_state, load_network_state, plain, rebuild_backbone
+from .training.distributed import World
 from .training.net import continue_net, held_out_rows, internal_split, transfer_net
 from .training.schedule import SCHEDULES, LRRange, lr_curve
 from .training.spec import OPTIMIZERS, TrainingSpec
@@ -107,6 +109,7 @@ class FineTunedEstimator(TransferEstimator):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         params, task = self.get_params(deep=False), self._task(y)
         spec = NetworkSpec.of(params)
+        world = World.join(spec.torch_device)  # None outside a launcher (torchrun)
         modality = self._modality(spec)
         training = TrainingSpec.of(params, spec)
         continuing = self.warm_start and hasattr(self, "net_")
@@ -120,6 +123,9 @@ class FineTunedEstimator(TransferEstimator):
         y = task.check_targets(y, len(checked))
         validation = self._check_validation(X_val, y_val, y, signature, spec, task)
         targets, fitted = task.encode(y, getattr(self, self._targets_state) if continuing else None)
+        if world is not None:  # one seed: the same initial weights, validation rows and batch orders everywhere
+            seed = world.agree(len(checked), targets, spec.seed)
+            spec, training = replace(spec, seed=seed), replace(training, seed=seed)
         weights = task.sample_weights(sample_weight, y, len(checked))
         epochs_before = len(self.net_.history) if continuing else 0
         with seeded(spec.seed):
@@ -147,10 +153,10 @@ class FineTunedEstimator(TransferEstimator):
             rows = None if validation is not None or training_all else held_out_rows(training, task, targets)
             fitted_rows = slice(None) if rows is None else rows[0]
             if not (training_all or quiet):
-                self._warn_few_steps(len(checked) if rows is None else len(rows[0]), training)
+                self._warn_few_steps(len(checked) if rows is None else len(rows[0]), training, world)
             probe = training_all or training.head_init == "probe" or training.head_epochs
             self.probe_n_iter_ = (self._fit_probe(module, source, spec, training, task, targets, weights, continuing,
-                                                  fitted_rows) if probe else None)
+                                                  fitted_rows, world) if probe else None)
             if not training_all:
                 inputs = self._training_inputs(module, source, spec, training)
                 validation = self._validation_set(validation, module, spec, training, task, weighted=weights is not None)
@@ -159,10 +165,15 @@ class FineTunedEstimator(TransferEstimator):
                     validation = Subset(dataset, rows[1])
                 # the held-out images live only while training: the fitted net keeps no data
                 net.train_split = None if validation is None else predefined_split(validation)
+                if world is not None:  # the processes draw their own augmentations
+                    torch.manual_seed(spec.seed + world.rank)
                 try:
-                    net.partial_fit(dataset if rows is None else Subset(dataset, rows[0]), targets[fitted_rows])
+                    with net.sharing(world):
+                        net.partial_fit(dataset if rows is None else Subset(dataset, rows[0]), targets[fitted_rows])
                 finally:
                     net.train_split = internal_split(training, task)
+            if world is not None:  # the same weights everywhere, and no process ends before the others
+                world.broadcast(module)
             self.net_ = net
         self.device_ = spec.torch_device
         # epochs that ran to their end (an interrupted one has no train_loss)
@@ -241,10 +252,12 @@ class FineTunedEstimator(TransferEstimator):
                              "train (the probe is solved in closed form, without a learning rate)")
         return lr_curve(sweep.lrs_, sweep.losses_)
 
-    def _warn_few_steps(self, n_train, training) -> None:
+    def _warn_few_steps(self, n_train, training, world) -> None:
         """Warn when the backbone will take too few optimizer steps to move, naming the
-        cheaper recipe."""
-        steps = (training.max_epochs - training.head_epochs) * num_batches(n_train, training.batch_size, True)
+        cheaper recipe (a data-parallel fit steps once per ``world.size`` batches)."""
+        processes = 1 if world is None else world.size
+        steps = (training.max_epochs - training.head_epochs) * num_batches(n_train, training.batch_size * processes,
+                                                                             True)
         if steps >= MIN_BACKBONE_STEPS:
             return
         warnings.warn(
@@ -272,14 +285,17 @@ class FineTunedEstimator(TransferEstimator):
             stacklevel=5,  # the caller of fit, through _fit and the fit context
         )
 
-    def _frozen_features(self, module, source, spec, training, rows) -> np.ndarray:
+    def _frozen_features(self, module, source, spec, training, rows, world) -> np.ndarray:
         """Pooled features of the inputs ``rows`` (indices or a slice), as the head will meet them.
 
         The frozen stages run as they are (eval mode, through the feature cache when
         ``cache``). The BatchNorm layers of stages that fine-tuning will train first
         re-estimate their statistics on these rows (not on rows held out for validation),
         in one pass in a random order that also gives the features (see
-        :func:`~sktransfer.nn.networks.adapting_batchnorm`).
+        :func:`~sktransfer.nn.networks.adapting_batchnorm`). In a data-parallel fit each
+        process computes a share of the rows (not through the cache; the statistics it
+        keeps are its own until training starts from rank 0's) and every process gets
+        all of them.
         """
         device, autocast, modality = spec.torch_device, spec.autocast, self._modality(spec)
         frozen = modality.frozen_net(module, self.data_config_)
@@ -287,26 +303,29 @@ class FineTunedEstimator(TransferEstimator):
         trainable = module.stages[module.n_frozen:] if training.batchnorm_statistics == "batch" else []
         rows = np.arange(len(source))[rows]
         with evaluating(module), adapting_batchnorm(trainable) as adapting:
-            if not adapting:
+            if not adapting and world is None:
                 key = FeatureKey(spec, self.data_config_, len(module.stages) - 1, frozen, autocast) if self.cache else None
                 return extract(frozen, source, module.head.in_features, device=device, key=key,
                                autocast_dtype=autocast, batch_size=batch_size)[rows]
-            # batch statistics: mixed classes in every batch, and no batch of one input
-            n = len(rows)
-            while n % batch_size == 1 and batch_size < n:
+            # batch statistics: a random order (mixed classes in every batch), no batch of one input
+            order = np.random.default_rng(spec.seed).permutation(rows) if adapting else rows
+            mine = order if world is None else world.share(order)
+            while adapting and len(mine) % batch_size == 1 and batch_size < len(mine):
                 batch_size += 1
-            order = np.random.default_rng(spec.seed).permutation(rows)
-            features = run(frozen, source, order, batch_size=batch_size, device=device, autocast_dtype=autocast)
+            features = run(frozen, source, mine, batch_size=batch_size, device=device, autocast_dtype=autocast)
+            if world is not None:
+                features = world.gather(features, len(order))
             position = np.empty(len(source), dtype=np.int64)
-            position[rows] = np.arange(n)
+            position[rows] = np.arange(len(rows))
             out = np.empty(tuple(features.shape), dtype=np.float32)
             out[position[order]] = features.numpy()
             return out
 
-    def _fit_probe(self, module, source, spec, training, task, targets, weights, continuing, rows) -> int:
-        """Solve the linear probe on the frozen features of ``rows`` and make it the head."""
+    def _fit_probe(self, module, source, spec, training, task, targets, weights, continuing, rows, world) -> int:
+        """Solve the linear probe on the frozen features of ``rows`` and make it the head (in
+        a data-parallel fit, every process solves it on the features of every row)."""
         device = spec.torch_device
-        features = torch.from_numpy(self._frozen_features(module, source, spec, training, rows)).to(device)
+        features = torch.from_numpy(self._frozen_features(module, source, spec, training, rows, world)).to(device)
         head = module.head
         W, b, n_iter = task.probe(
             features, torch.as_tensor(targets[rows]), head.out_features, training.probe_C,

@@ -24,6 +24,7 @@ from typing import Union
 import numpy as np
 import torch
 
+from .data.launch import is_main_process
 from .persistence.atomic import atomic_path
 from .persistence.state import STATE_FORMAT
 from ._version import __version__
@@ -45,7 +46,10 @@ def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier, FineT
     """Save ``estimator`` to ``path`` as one safetensors file.
 
     The write is atomic: a temporary file in the same folder, renamed onto
-    ``path`` once complete, so ``path`` is never a partial model.
+    ``path`` once complete, so ``path`` is never a partial model. Under a
+    launcher (``torchrun``), where every process runs the script, only the
+    main process writes; the others check the estimator as it does and return
+    at once, without waiting for the file (see docs/scaling.rst).
 
     Machine-local folders stay behind: ``cache_dir`` is saved as None, so a
     model loaded on another machine keeps its features in memory only and never
@@ -106,6 +110,8 @@ def save(estimator: Union[PretrainedFeatureExtractor, FineTunedClassifier, FineT
     from safetensors.numpy import save_file
 
     path = Path(path)
+    if not is_main_process():
+        return path
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={"sktransfer": json.dumps(header)})
     return path

@@ -13,6 +13,7 @@ the options to change; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from typing import Optional, Sequence
@@ -271,11 +272,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse_unknown(parser, args.command, unknown)
-    from ._commands import COMMANDS, USAGE_ERRORS
+    from ._commands import COMMANDS, USAGE_ERRORS, main_process
 
+    stdout = sys.stdout
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(args.command)
+            if not main_process():  # under torchrun every process runs the command; one reports
+                args.quiet, sys.stdout = True, open(os.devnull, "w")
+                warnings.simplefilter("ignore")
             COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("sktransfer: interrupted", file=sys.stderr)
@@ -291,4 +296,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = as_flags("\n  ".join(lines)) or type(exc).__name__
         print(f"sktransfer {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_DATA
+    finally:
+        if sys.stdout is not stdout:
+            sys.stdout.close()
+            sys.stdout = stdout
     return EXIT_OK

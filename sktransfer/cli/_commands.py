@@ -28,6 +28,8 @@ from ._io import (
     write_table,
 )
 
+from ..data.launch import is_main_process as main_process
+
 #: A parameter value the estimator refuses means the command line was called wrongly.
 USAGE_ERRORS = (UsageError, InvalidParameterError)
 
@@ -171,8 +173,10 @@ def extract(args) -> None:
     _say(args, f"wrote {features.shape[0]} x {features.shape[1]} features to {output}")
 
 
-def _report(model, y_true, y_pred, out=sys.stdout) -> None:
+def _report(model, y_true, y_pred) -> None:
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
+    out = sys.stdout  # looked up now: a process other than the main one under torchrun silences it
 
     labels = model.classes_
     names = [str(c) for c in labels]
@@ -199,7 +203,8 @@ def _figures(folder: Path):
 
 
 def _save(plt, figure, path: Path) -> Path:
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    if main_process():  # under torchrun, one process writes
+        figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
     return path
 

@@ -140,8 +140,11 @@ def require(module: str, what: str, extra: str) -> None:
 def write_table(path: Path, columns: dict) -> None:
     """Write ``{name: 1-D array}`` (the first column identifying the rows) atomically, as
     CSV or Parquet, or in ``.npy`` the other columns as one float32 matrix."""
+    from ..data.launch import is_main_process
     from ..persistence.atomic import atomic_path
 
+    if not is_main_process():  # under torchrun every process computed the same table; one writes
+        return
     suffix = path.suffix.lower()
     with atomic_path(path) as tmp:
         if suffix == ".npy":
@@ -200,8 +203,11 @@ def save_model(model, path: Path) -> None:
     if path.suffix.lower() == ".skops":
         import skops.io
 
+        from ..data.launch import is_main_process
         from ..persistence.atomic import atomic_path
 
+        if not is_main_process():  # as sktransfer.save: under torchrun, one process writes
+            return
         with atomic_path(path) as tmp:
             skops.io.dump(model, tmp)
     else:

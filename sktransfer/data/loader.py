@@ -8,11 +8,13 @@ On CUDA every batch is pinned and copied on a side stream; an inline batch is
 read, pinned and its copy started after the current batch is handed over, so
 that it overlaps the forward pass the caller has just queued. The same loader
 feeds feature extraction and skorch's training loop (as its
-``iterator_train``/``iterator_valid``).
+``iterator_train``/``iterator_valid``); under a launcher, fitting reads through
+:meth:`BatchLoader.shared`, this process's share of every batch.
 """
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 from typing import Optional
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from .launch import share
 from .sources import ImageSource
 
 _PREFETCH = 2  # batches read ahead of the one in use
@@ -122,14 +125,45 @@ class BatchLoader:
         self.device = torch.device(device)
         self.drop_last = drop_last
         self._rng = np.random.default_rng(seed)
+        self.rank, self.world_size = 0, 1
+
+    def shared(self, rank: int, world_size: int) -> "BatchLoader":
+        """This loader as process ``rank`` of ``world_size`` reads it (a data-parallel fit).
+
+        Every process draws the same order (the same ``seed``, one permutation per
+        epoch, as ``DistributedSampler`` with ``set_epoch``) and cuts it into global
+        batches of ``batch_size * world_size``; each is cut into ``world_size``
+        contiguous pieces and this process reads piece ``rank``. Together the
+        processes read, step by step, the batches of one process at ``batch_size *
+        world_size``. Without ``drop_last``, a last global batch too small to give
+        every process a sample joins the one before. The view draws from this
+        loader's generator: views made epoch after epoch see new orders.
+        """
+        if len(self.indices) < world_size:
+            raise ValueError(f"{len(self.indices)} samples cannot be shared by {world_size} processes: each "
+                             "needs at least one; launch fewer processes or pass more data")
+        view = copy.copy(self)
+        view.rank, view.world_size = rank, world_size
+        return view
 
     def __len__(self):
-        return num_batches(len(self.indices), self.batch_size, self.drop_last)
+        return len(self._bounds())
+
+    def _bounds(self) -> list:
+        """``(start, stop)`` of each global batch in an epoch's order."""
+        n, size = len(self.indices), self.batch_size * self.world_size
+        bounds = [(i, min(i + size, n)) for i in range(0, num_batches(n, size, self.drop_last) * size, size)]
+        if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < self.world_size:
+            bounds[-2:] = [(bounds[-2][0], bounds[-1][1])]
+        return bounds
+
+    def global_sizes(self) -> list:
+        """The number of samples of each global batch (every process's pieces together), in order."""
+        return [stop - start for start, stop in self._bounds()]
 
     def _batches(self):
         order = self._rng.permutation(self.indices) if self.shuffle else self.indices
-        stop = len(self) * self.batch_size
-        return [order[i:i + self.batch_size] for i in range(0, min(stop, len(order)), self.batch_size)]
+        return [share(order[start:stop], self.rank, self.world_size) for start, stop in self._bounds()]
 
     def _read(self, idx):
         x = self.dataset.source.read(idx)

@@ -53,6 +53,7 @@ from torch import nn
 from ..persistence.atomic import atomic_path
 from .._version import __version__
 from ..data.decoding import DECODING_RULES, DIGEST_BYTES
+from ..data.launch import is_main_process
 from ..data.sources import workers
 
 #: The layout of a ``cache_dir`` chunk: bumped when it changes (part of every key).
@@ -405,12 +406,13 @@ class FeatureCache:
             The features.
         directory : str or path, optional
             Also write them to this ``cache_dir`` (atomically: readers never see
-            a partial chunk).
+            a partial chunk), from the main process only under a launcher
+            (``torchrun``, whose processes all compute the same rows).
         """
         with self._lock:
             self.computed += len(digests)
         self._remember(key, digests, rows)
-        if directory is not None and len(digests):
+        if directory is not None and len(digests) and is_main_process():
             self._write(Path(directory) / key, digests, rows)
 
     def _remember(self, key, digests, rows):

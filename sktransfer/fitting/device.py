@@ -8,16 +8,21 @@ from typing import Optional
 
 import torch
 
+from ..data.launch import local_rank
+
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 def resolve_device(device) -> torch.device:
     """``"auto"``: CUDA when available, else the CPU; otherwise as given (a validated
-    device parameter), when it exists here."""
-    if device == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        index = _dask_worker_gpu()
+    device parameter), when it exists here. Under a launcher (torchrun), ``"auto"`` and
+    ``"cuda"`` mean this process's own GPU (see :func:`_launched_gpu`)."""
+    if device == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
+    if str(device) in ("auto", "cuda") and torch.cuda.is_available():
+        index = _launched_gpu()
+        if index is None and device == "auto":
+            index = _dask_worker_gpu()
         return torch.device("cuda" if index is None else f"cuda:{index}")
     resolved = torch.device(device)
     if resolved.type == "cuda":
@@ -36,6 +41,23 @@ def worker_gpu_index(worker_name, n_gpus: int) -> int:
     the integer names LocalCluster gives, a hash of the name otherwise."""
     index = worker_name if isinstance(worker_name, int) else zlib.crc32(str(worker_name).encode())
     return index % n_gpus
+
+
+def _launched_gpu() -> Optional[int]:
+    """Under a launcher, the GPU of this process: ``LOCAL_RANK``'s, or the only one it sees
+    when each process is shown one (``CUDA_VISIBLE_DEVICES``, as ``dask_cuda`` and SLURM's
+    GPU binding do): two processes of a run never share a GPU by default, and a launch
+    inside a dask worker does not fight the worker's choice."""
+    index = local_rank()
+    if index is None:
+        return None
+    count = torch.cuda.device_count()
+    if count == 1:
+        return 0
+    if index >= count:
+        raise ValueError(f"this process has LOCAL_RANK={index} but sees {count} GPUs: launch at most one process "
+                         f"per GPU (torchrun --nproc_per_node {count}), or pass device='cpu'")
+    return index
 
 
 def _dask_worker_gpu() -> Optional[int]:

@@ -4,7 +4,9 @@
 - :mod:`.net`: :class:`~sktransfer.training.net.TransferNet` (skorch's net with autocast,
   deferred loss read-back, memory back-off and sample weights) and building it from a spec;
 - :mod:`.schedule`: learning-rate schedules and the two-stage freezing schedule (callbacks);
-- :mod:`.probe`: the linear probe solved to convergence.
+- :mod:`.probe`: the linear probe solved to convergence;
+- :mod:`.distributed`: data-parallel fitting under a launcher (torchrun): the process
+  group, DDP and what the processes exchange.
 
 Imports from :mod:`sktransfer.engine` and :mod:`sktransfer.data`;
 never from the estimators.

@@ -18,11 +18,16 @@ override saying why:
   add up to the batch's (:class:`~sktransfer.engine.backoff.BatchBackoff`);
 * a ``KeyboardInterrupt`` is recorded (``interrupted_``) for the estimator to
   report, where skorch alone ends training silently;
-* batches come from :class:`~sktransfer.data.loader.BatchLoader`.
+* batches come from :class:`~sktransfer.data.loader.BatchLoader`;
+* inside :meth:`TransferLoop.sharing` (a fit under a launcher), training is
+  data-parallel (:mod:`.distributed`): each process runs its share of every batch,
+  training steps go through DDP, and every batch's loss (and, in validation, its
+  predictions and targets) is that of the whole batch, the same on every process.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from copy import deepcopy
 from typing import Optional
@@ -31,23 +36,21 @@ import numpy as np
 import torch
 from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, ProgressBar
-from skorch.dataset import ValidSplit, get_len, unpack_data
+from skorch.dataset import ValidSplit, unpack_data
 from skorch.utils import TeeGenerator
 
-from ..data.loader import BatchLoader, num_batches
+from ..data.launch import is_main_process
+from ..data.loader import BatchLoader
 from ..engine.backoff import BatchBackoff, batch_len
 from .schedule import HeadFirst, LRSchedule
 
 
 class Progress(ProgressBar):
     """skorch's progress bar, counting the batches the loader yields (it drops a last
-    incomplete training batch)."""
+    incomplete training batch; under a launcher, a process runs its share of each)."""
 
     def _get_batches_per_epoch_phase(self, net, dataset, training):
-        if dataset is None:
-            return 0
-        drop_last = training and net.get_params().get("iterator_train__drop_last", False)
-        return num_batches(get_len(dataset), self._get_batch_size(net, training), drop_last)
+        return 0 if dataset is None else net.batches_per_epoch(dataset, training)
 
 
 class TransferLoop:
@@ -61,6 +64,8 @@ class TransferLoop:
     """
 
     cuda_dependent_attributes_ = NeuralNet.cuda_dependent_attributes_ + ["scaler_"]
+    #: The :class:`~.distributed.World` of a data-parallel fit, inside :meth:`sharing`.
+    world_ = None
 
     def __init__(self, module, *args, autocast_dtype=None, **kwargs):
         super().__init__(module, *args, **kwargs)
@@ -98,6 +103,46 @@ class TransferLoop:
         self.eval_backoff_ = BatchBackoff("inference")
         return super().forward(X, training=training, device=device)
 
+    @contextlib.contextmanager
+    def sharing(self, world):
+        """Inside the block, with a :class:`~.distributed.World` (None: no change), training
+        is data-parallel across its processes."""
+        self.world_ = world
+        try:
+            yield self
+        finally:
+            self.world_ = None
+            vars(self).pop("_replica", None)  # the DDP wrapper holds the process group: not kept
+
+    def _shared(self, iterator):
+        """``iterator`` (a BatchLoader) as this process reads it."""
+        return iterator if self.world_ is None else iterator.shared(self.world_.rank, self.world_.size)
+
+    def batches_per_epoch(self, dataset, training: bool = True) -> int:
+        """The batches this process runs in a pass over ``dataset``."""
+        return len(self._shared(self.get_iterator(dataset, training=training)))
+
+    @contextlib.contextmanager
+    def _replicated(self):
+        """Inside the block, in a data-parallel fit, ``module_`` is its DDP wrapper (skorch's
+        ``infer`` calls ``module_``), built again when the trainable parameters change (a
+        two-stage schedule unfreezes stages, and DDP averages the gradients of the
+        parameters that were trainable when it was built)."""
+        world = self.world_
+        if world is None:
+            yield
+            return
+        plain = self.module_
+        key = tuple(p.requires_grad for p in plain.parameters())
+        if vars(self).get("_replica", (None,))[0] != key:
+            self._replica = (key, world.replicate(plain))
+        self.module_ = self._replica[1]
+        try:
+            with world.communicating("in a training step"):
+                yield
+        finally:
+            self.module_ = plain
+
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         # override: skorch's partial_fit swallows a KeyboardInterrupt; record it for the estimator
         try:
@@ -110,10 +155,11 @@ class TransferLoop:
         """Forward and backward of one batch, or of a ``share`` of one (see ``train_step``)."""
         self._set_training(True)
         Xi, yi = batch
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        scaled = loss * share if share != 1.0 else loss
-        (self.scaler_.scale(scaled) if self.scaler_ is not None else scaled).backward()
+        with self._replicated():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+            scaled = loss * share if share != 1.0 else loss
+            (self.scaler_.scale(scaled) if self.scaler_ is not None else scaled).backward()
         return {"loss": loss, "y_pred": y_pred, "share": share}
 
     def train_step(self, batch, **fit_params):
@@ -124,8 +170,17 @@ class TransferLoop:
 
         zero_grad()
         Xi, yi = batch
-        steps = self.train_backoff_(
-            lambda x, y, share: self.train_step_single((x, y), share, **fit_params), Xi, yi, restart=zero_grad)
+        if self.world_ is None:
+            steps = self.train_backoff_(
+                lambda x, y, share: self.train_step_single((x, y), share, **fit_params), Xi, yi, restart=zero_grad)
+        else:  # no pieces: each backward all-reduces, and the processes must run as many
+            try:
+                steps = [self.train_step_single(batch, **fit_params)]
+            except torch.OutOfMemoryError as exc:
+                raise torch.OutOfMemoryError(
+                    f"out of memory in a data-parallel training step ({batch_len(Xi)} images on this process): a "
+                    "launched fit does not split batches (every process runs the same exchanges); lower "
+                    f"batch_size ({exc})") from exc
         if self.scaler_ is not None:
             self.scaler_.unscale_(self.optimizer_)
         self.notify("on_grad_computed", named_parameters=TeeGenerator(self.get_all_learnable_params()),
@@ -153,23 +208,43 @@ class TransferLoop:
         parts = self.eval_backoff_(piece, unpack_data(batch)[0])
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
+    def _steps(self, iterator, step_fn, training, notify=True, **fit_params):
+        """``(batch, step, size)`` for each batch of ``iterator``: what the callbacks see of
+        it, ``step_fn``'s result and the number of samples. In a data-parallel fit, this
+        process runs its share of each batch, and the step's loss is that of the whole
+        batch (so are, in evaluation, the predictions and the targets: scores of the whole)."""
+        world = self.world_
+        iterator = self._shared(iterator)
+        sizes = iterator.global_sizes() if world is not None else None
+        for k, batch in enumerate(iterator):
+            if notify:
+                self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            if world is None:
+                yield batch, step, batch_len(batch[0])
+                continue
+            step["loss"] = world.mean(step["loss"], batch_len(batch[0]), sizes[k])
+            if not training:
+                step["y_pred"] = world.gather(step["y_pred"], sizes[k])
+                batch = (batch[0], None if batch[1] is None else world.gather(batch[1], sizes[k]))
+            yield batch, step, sizes[k]
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        # override, skorch's loop with two changes it has no extension point for: a batch is
-        # counted by batch_len (skorch's get_len miscounts a list of images of different
-        # sizes, and refuses the dict that carries their weights), and without a progress
+        # override, skorch's loop with three changes it has no extension point for: a batch
+        # is counted by batch_len (skorch's get_len miscounts a list of images of different
+        # sizes, and refuses the dict that carries their weights); without a progress
         # bar to show each batch's loss, the losses stay on the device until the epoch
-        # ends and come back in one copy (skorch's .item() per batch synchronizes)
+        # ends and come back in one copy (skorch's .item() per batch synchronizes); and
+        # batches are shared between the processes of a data-parallel fit (_steps)
         if iterator is None:
             return
         live = any(isinstance(cb, ProgressBar) for _, cb in self.callbacks_)
         records, losses = [], []
-        for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
+        for batch, step, size in self._steps(iterator, step_fn, training, **fit_params):
             loss = step["loss"].detach()
             if live:
                 self.history.record_batch(prefix + "_loss", loss.item())
-            self.history.record_batch(prefix + "_batch_size", batch_len(batch[0]))
+            self.history.record_batch(prefix + "_batch_size", size)
             records.append(self.history[-1]["batches"][-1])
             losses.append(loss)
             self.notify("on_batch_end", batch=batch, training=training, **step)
@@ -213,7 +288,8 @@ def transfer_net(module, spec, task, extra_callbacks=()) -> TransferNet:
     if spec.early_stopping:
         callbacks.append(("early_stopping", KeepBest(
             monitor="valid_loss", patience=spec.n_iter_no_change, load_best=True)))
-    if spec.verbose >= 2:
+    verbose = spec.verbose if is_main_process() else 0  # under a launcher, one epoch log: rank 0's
+    if verbose >= 2:
         callbacks.append(("progress", Progress()))
     callbacks.extend(extra_callbacks)
     criterion, criterion_kwargs = task.criterion()
@@ -241,7 +317,7 @@ def transfer_net(module, spec, task, extra_callbacks=()) -> TransferNet:
         device=spec.device,
         autocast_dtype=spec.autocast,
         compile=spec.compile,
-        verbose=spec.verbose,
+        verbose=verbose,
     )
 
 
@@ -282,9 +358,8 @@ def validation_loss(net, dataset) -> float:
     """The network's loss on ``dataset`` as skorch records ``valid_loss`` (the mean over
     batches weighted by their sizes)."""
     total = count = 0.0
-    for batch in net.get_iterator(dataset, training=False):
-        n = batch_len(batch[0])
-        total += float(net.validation_step(batch)["loss"]) * n
+    for _, step, n in net._steps(net.get_iterator(dataset, training=False), net.validation_step, False, notify=False):
+        total += float(step["loss"]) * n
         count += n
     return total / count
 

@@ -8,8 +8,6 @@ import math
 import numpy as np
 from skorch.callbacks import Callback
 
-from ..data.loader import num_batches
-
 SCHEDULES = ("onecycle", "cosine", "constant")
 
 
@@ -54,9 +52,7 @@ class LRSchedule(Callback):
         self.offset_ = len(net.history)  # a warm start replays the schedule
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        self.batches_per_epoch_ = num_batches(
-            len(dataset_train), net.batch_size, getattr(net, "iterator_train__drop_last", False)
-        )
+        self.batches_per_epoch_ = net.batches_per_epoch(dataset_train)
 
     def on_batch_begin(self, net, batch=None, training=None, **kwargs):
         if not training:
