@@ -17,6 +17,8 @@ from pathlib import Path
 import bench_audio
 import bench_cache
 import bench_dask
+import bench_distributed
+import bench_export
 import bench_frozen_head
 import bench_grid_search
 import bench_memory
@@ -41,6 +43,8 @@ SUITE = {
     "speech_digits": bench_audio.run,
     "small_data": bench_small_data.run,
     "dask": bench_dask.run,
+    "distributed": bench_distributed.run,
+    "export": bench_export.run,
     "quality": bench_quality.run,  # hours on a CPU: last
 }
 # tables of their own in README.md, not figures of the ratio table (None: a section written by hand)
