@@ -38,3 +38,25 @@ def test_a_plugin_that_replaces_a_built_in_name_is_measured_not_looked_up():
 def test_a_registered_plugin_is_measured():
     row = describe_backbone(TINY)
     assert (row["features"], row["input"], row["modality"]) == ("16", "16x16", "image")
+
+
+def test_listing_every_backbone_builds_none_and_imports_no_scikit_learn():
+    # what keeps `sktransfer backbones` at about the time of importing torch and torchvision
+    import json
+    import subprocess
+    import sys
+
+    probe = """
+import contextlib, io, json, sys
+import sktransfer.backbones._catalog as catalog
+from sktransfer.cli import main
+
+built, measure = [], catalog.measure_shape
+catalog.measure_shape = lambda name: built.append(name) or measure(name)
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    main(["backbones", "-q"])
+print(json.dumps({"rows": len(out.getvalue().splitlines()), "built": built, "sklearn": "sklearn" in sys.modules}))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["rows"] > 80 and found["built"] == [] and not found["sklearn"]

@@ -272,7 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse_unknown(parser, args.command, unknown)
-    from ._commands import COMMANDS, USAGE_ERRORS, main_process
+    from ._commands import COMMANDS, is_usage_error, main_process
 
     stdout = sys.stdout
     try:
@@ -295,7 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
         message = as_flags("\n  ".join(lines)) or type(exc).__name__
         print(f"sktransfer {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_DATA
+        return EXIT_USAGE if is_usage_error(exc) else EXIT_DATA
     finally:
         if sys.stdout is not stdout:
             sys.stdout.close()

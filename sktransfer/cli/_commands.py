@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from ..data.files import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-from ..fitting.params import InvalidParameterError
 from ._io import (
     MODEL_SUFFIXES,
     TABLE_SUFFIXES,
@@ -30,8 +29,12 @@ from ._io import (
 
 from ..data.launch import is_main_process as main_process
 
-#: A parameter value the estimator refuses means the command line was called wrongly.
-USAGE_ERRORS = (UsageError, InvalidParameterError)
+def is_usage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the command was called wrongly: a :class:`UsageError`, or a
+    parameter value the estimator refused (scikit-learn's error, looked up only where a
+    command loaded scikit-learn: ``backbones`` does not, and starts faster for it)."""
+    validation = sys.modules.get("sklearn.utils._param_validation")
+    return isinstance(exc, UsageError) or (validation is not None and isinstance(exc, validation.InvalidParameterError))
 
 
 def _say(args, *lines) -> None:
