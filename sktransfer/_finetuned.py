@@ -375,11 +375,15 @@ class FineTunedEstimator(TransferEstimator):
 
     # --------------------------------------------------------------- predicting
 
-    def _outputs(self, X) -> np.ndarray:
-        """The network's outputs for ``X`` (float64), as the task reads them."""
+    def _prediction_source(self, X):
+        """``X`` checked against what ``fit`` saw, as the fitted network reads it."""
         check_is_fitted(self)
         checked, _ = self._check_input(X, self._spec, self._input_signature)
-        source = self._modality(self._spec).source(checked, self.net_.module_, self.data_config_)
+        return self._modality(self._spec).source(checked, self.net_.module_, self.data_config_)
+
+    def _outputs(self, X) -> np.ndarray:
+        """The network's outputs for ``X`` (float64), as the task reads them."""
+        source = self._prediction_source(X)
         outputs = self.net_.forward(ImageDataset(source)).double()
         if self.tta == "flip":
             with mirrored():

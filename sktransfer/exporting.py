@@ -19,9 +19,8 @@ from ._estimator import TransferEstimator
 from ._finetuned import FineTunedEstimator
 from ._version import __version__
 from .backbones import AudioConfig, AudioEncoderConfig, TextConfig
-from .nn.serving import ServingGraph, Unscale
+from .nn.serving import ServingGraph
 from .persistence.export import Graph, check_suffix, write
-from .tasks import Classification, MultiLabel, Regression
 
 if TYPE_CHECKING:
     from .classifier import FineTunedClassifier
@@ -29,14 +28,6 @@ if TYPE_CHECKING:
     from .regressor import FineTunedRegressor
 
 __all__ = ["export"]
-
-#: Per task: its name in the metadata, the output's name, and the layer that makes the
-#: output from the network's and from what ``fit`` learned of the targets.
-_TASKS = {
-    Classification: ("classification", "probabilities", lambda fitted: nn.Softmax(dim=1)),
-    MultiLabel: ("multilabel", "probabilities", lambda fitted: nn.Sigmoid()),
-    Regression: ("regression", "values", Unscale),
-}
 
 #: Models whose inputs cannot enter a graph, by their data config: why, and what to do.
 _REFUSED = {
@@ -79,10 +70,10 @@ def serving_graph(estimator) -> Graph:
     metadata = {"estimator": type(estimator).__name__, "backbone": estimator._spec.backbone,
                 "weights_id": estimator.weights_id_, **metadata}
     if isinstance(estimator, FineTunedEstimator):
-        task_name, output_name, layer = _TASKS[type(estimator._task())]
-        network, head = estimator.net_.module_, layer(getattr(estimator, estimator._targets_state))
-        mirror = estimator.tta == "flip"
-        metadata.update(task=task_name, tta=estimator.tta or "none")
+        task = estimator._task()
+        network, head = estimator.net_.module_, task.output_layer(getattr(estimator, estimator._targets_state))
+        output_name, mirror = task.output_name, estimator.tta == "flip"
+        metadata.update(task=task.name, tta=estimator.tta or "none")
         if hasattr(estimator, "classes_"):
             metadata["classes"] = estimator.classes_.tolist()
     else:

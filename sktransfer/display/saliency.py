@@ -56,9 +56,7 @@ def _class_activation_maps(model, X, target, stage):
     module = model.net_.module_
     module = getattr(module, "_orig_mod", module)  # compiled: hooks need the eager module
     layers = _stage_layers(module, stage, model.backbone)
-    spec = model._spec
-    checked, _ = model._check_input(X, spec, model._input_signature)
-    source = model._modality(spec).source(checked, module, model.data_config_)
+    source = model._prediction_source(X)  # the estimator's own input path
     n = len(source)
     targets = None
     if target is not None:

@@ -3,7 +3,6 @@ estimator returns out (see :func:`sktransfer.export`)."""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .networks import mirrored
@@ -39,24 +38,3 @@ class ServingGraph(nn.Module):
             with mirrored():  # the prediction's own mirror (after preprocessing), traced in
                 outputs = (outputs + self.network(x)) / 2
         return self.head(outputs)
-
-
-class Unscale(nn.Module):
-    """Standardized regression outputs -> the targets' units and shape (what
-    :meth:`~sktransfer.tasks.Regression.predict` does, in a graph).
-
-    Parameters
-    ----------
-    scaling : dict
-        ``{"mean": (k,), "scale": (k,), "ndim": 1 or 2}``, as the regression task learns it.
-    """
-
-    def __init__(self, scaling: dict):
-        super().__init__()
-        self.register_buffer("mean", torch.as_tensor(scaling["mean"], dtype=torch.float32))
-        self.register_buffer("scale", torch.as_tensor(scaling["scale"], dtype=torch.float32))
-        self.one_target = scaling["ndim"] == 1
-
-    def forward(self, outputs):
-        values = outputs * self.scale + self.mean
-        return values[:, 0] if self.one_target else values

@@ -52,11 +52,21 @@ class Task:
     target_type : str
         scikit-learn's name for its targets (``type_of_target``): ``"multiclass"``,
         ``"multilabel-indicator"``, ``"continuous"``; kept by the fitted estimator.
+    name, output_name : str
+        The task and its output, as an exported graph's metadata names them
+        (:func:`sktransfer.export`).
     """
 
     stratified: bool = False
     net_class: type = None
     target_type: str = ""
+    name: str = ""
+    output_name: str = ""
+
+    def output_layer(self, fitted) -> torch.nn.Module:
+        """The network's outputs -> what the estimator returns (``fitted``: what ``fit``
+        learnt of the targets), as a torch module for an exported graph."""
+        raise NotImplementedError
 
     def net_kwargs(self, n_outputs: int) -> dict:
         """Keyword arguments of ``net_class`` that depend on the task."""

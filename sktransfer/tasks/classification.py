@@ -32,6 +32,10 @@ class Classification(LabelTask):
     stratified = True
     target_type = "multiclass"
     net_class = TransferNet
+    name, output_name = "classification", "probabilities"
+
+    def output_layer(self, fitted):
+        return nn.Softmax(dim=1)  # predict_proba
 
     def net_kwargs(self, n_outputs):
         return {"classes": list(range(n_outputs))}

@@ -37,6 +37,10 @@ class MultiLabel(LabelTask):
 
     target_type = "multilabel-indicator"
     net_class = TransferMultiLabelNet
+    name, output_name = "multilabel", "probabilities"
+
+    def output_layer(self, fitted):
+        return nn.Sigmoid()  # predict_proba: one probability per label
 
     def check_targets(self, y, n_samples, names=("X", "y")):
         from sklearn.utils import check_array

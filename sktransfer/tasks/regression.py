@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from skorch import NeuralNetRegressor
 from torch import nn
 
@@ -36,6 +37,10 @@ class Regression(Task):
     loss: str = "squared_error"
     target_type = "continuous"
     net_class = TransferRegressorNet
+    name, output_name = "regression", "values"
+
+    def output_layer(self, fitted):
+        return Unscale(fitted)
 
     def check_targets(self, y, n_samples, names=("X", "y")):
         from sklearn.utils import check_array
@@ -87,3 +92,24 @@ class Regression(Task):
         """The network's standardized outputs in the targets' units and shape."""
         values = outputs * fitted["scale"] + fitted["mean"]
         return values[:, 0] if fitted["ndim"] == 1 else values
+
+
+class Unscale(nn.Module):
+    """Standardized regression outputs -> the targets' units and shape (what
+    :meth:`Regression.predict` does, in a graph).
+
+    Parameters
+    ----------
+    scaling : dict
+        ``{"mean": (k,), "scale": (k,), "ndim": 1 or 2}``, as the regression task learns it.
+    """
+
+    def __init__(self, scaling: dict):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(scaling["mean"], dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scaling["scale"], dtype=torch.float32))
+        self.one_target = scaling["ndim"] == 1
+
+    def forward(self, outputs):
+        values = outputs * self.scale + self.mean
+        return values[:, 0] if self.one_target else values
