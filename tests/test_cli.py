@@ -124,6 +124,9 @@ def test_fit_predict_evaluate_extract_on_a_folder_of_digits(digits_folder, tmp_p
     changed = sktransfer("fit", digits_folder, "--resume", model_path, "--freeze-depth", "2",
                          "-o", tmp_path / "other.safetensors")
     assert changed.returncode == 2 and "--freeze-depth cannot change" in changed.stderr
+    random = sktransfer("fit", digits_folder, "--resume", model_path, "--weights", "none",
+                        "-o", tmp_path / "other.safetensors")
+    assert random.returncode == 2 and "--weights cannot change" in random.stderr
 
     # a serving graph: uint8 images at the model's input size in, probabilities out
     onnx_path = tmp_path / "model.onnx"

@@ -256,9 +256,10 @@ def _resumed(args):
     """The saved classifier ``--resume`` continues, refusing options that would change its network."""
     model = _classifier(args.resume)
     kept = {"--backbone": (args.backbone, model.backbone), "--input-size": (args.input_size, model.input_size),
-            "--freeze-depth": (args.freeze_depth, model.freeze_depth), "--head-init": (args.head_init, model.head_init),
-            "--weights": (None if args.weights == "DEFAULT" else args.weights, None)}
+            "--freeze-depth": (args.freeze_depth, model.freeze_depth), "--head-init": (args.head_init, model.head_init)}
     changed = [flag for flag, (given, saved) in kept.items() if given is not None and given != saved]
+    if args.weights != "DEFAULT":  # any weights given (none included): the saved ones are kept
+        changed.append("--weights")
     if changed:
         raise UsageError(f"--resume continues {str(args.resume)!r} with its own network; {', '.join(changed)} "
                          "cannot change (leave them out, or train a new model without --resume)")
