@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from ._estimator import TransferEstimator, fit_context
-from .data.loader import ImageDataset, num_batches
+from .data.loader import ImageDataset
 from .data.sources import TensorSource
 from .engine.cache import FeatureKey
 from .engine.budgets import batch_size_for, memory_budget
@@ -34,19 +34,19 @@ from .fitting.params import (
 )
 from .fitting.seeding import seeded
 from .fitting.spec import NetworkSpec
-from .nn.augment import AUGMENTATIONS
+from .nn.augment import AUGMENTATIONS, BatchMix
 from .nn.freezing import resolve_freeze_depth
 from .nn.networks import ClassifierNet, adapting_batchnorm, evaluating, mirrored
 from .persistence.state import dump_state, load_network_state, plain, rebuild_backbone
 from .training.distributed import World
 from .training.net import continue_net, held_out_rows, internal_split, transfer_net
 from .training.schedule import SCHEDULES, LRRange, lr_curve
-from .training.spec import OPTIMIZERS, TrainingSpec
+from .training.spec import GENTLE_RATIO, MIN_BACKBONE_STEPS, OPTIMIZERS, TrainingSpec
 
 #: The parameters of every fine-tuned estimator beyond the network's, the inputs' and the runtime's.
 TRAINING_PARAMETERS = {
     "freeze_depth": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
-    "head_init": [StrOptions({"probe", "random"})],
+    "head_init": [StrOptions({"auto", "probe", "random"})],
     "probe_C": [Interval(Real, 0, None, closed="neither")],
     "batchnorm_statistics": [StrOptions({"pretrained", "batch"})],
     "head_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -57,19 +57,15 @@ TRAINING_PARAMETERS = {
     "weight_decay": [Interval(Real, 0, None, closed="left")],
     "lr_schedule": [StrOptions(set(SCHEDULES))],
     "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
-    "backbone_lr_ratio": [Interval(Real, 0, None, closed="left")],
+    "backbone_lr_ratio": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
     "augment": [StrOptions(set(AUGMENTATIONS)), None],
+    "ema_decay": [Interval(Real, 0, 1, closed="neither"), None],
     "tta": [StrOptions({"flip"}), None],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
     "warm_start": ["boolean"],
 }
-
-
-#: Fewer optimizer steps than this through the backbone and fine-tuning usually ends below
-#: the probe (measured in benchmarks/bench_small_data.py).
-MIN_BACKBONE_STEPS = 50
 
 
 class FineTunedEstimator(TransferEstimator):
@@ -101,10 +97,12 @@ class FineTunedEstimator(TransferEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def _fit(self, X, y, sample_weight=None, X_val=None, y_val=None, extra_callbacks=(), quiet=False):
+    def _fit(self, X, y, sample_weight=None, X_val=None, y_val=None, extra_callbacks=(), quiet=False,
+             auto_epochs=None):
         """The whole fit, after the fit context checked every parameter (``extra_callbacks``:
         skorch callbacks for this fit only, as :meth:`lr_find` adds its sweep, which ends
-        it by an interrupt and says nothing of its few steps: ``quiet``)."""
+        it by an interrupt, says nothing of its few steps (``quiet``) and settles ``"auto"``
+        for the epochs of the fit it stands for, ``auto_epochs``)."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         params, task = self.get_params(deep=False), self._task(y)
@@ -113,9 +111,8 @@ class FineTunedEstimator(TransferEstimator):
         modality = self._modality(spec)
         training = TrainingSpec.of(params, spec)
         continuing = self.warm_start and hasattr(self, "net_")
-        if continuing and training.early_stopping != ("early_stopping" in dict(self.net_.callbacks_)):
-            raise ValueError(f"warm_start=True continues the first fit's training, which ran with "
-                             f"early_stopping={not training.early_stopping}; keep it, or set warm_start=False")
+        if continuing:
+            self._check_continuing(training)
         if continuing and task.target_type != getattr(self, "_target_type", task.target_type):
             raise ValueError(f"warm_start=True needs targets of the first fit's kind ({self._target_type}); "
                              f"got {task.target_type} targets")
@@ -128,10 +125,18 @@ class FineTunedEstimator(TransferEstimator):
             spec, training = replace(spec, seed=seed), replace(training, seed=seed)
         weights = task.sample_weights(sample_weight, y, len(checked))
         epochs_before = len(self.net_.history) if continuing else 0
+        # the rows early stopping holds out, chosen before anything is fitted (the probe
+        # included); "auto" settles for the rows left to train on
+        held_out = None if validation is not None else held_out_rows(training, task, targets)
+        n_train = len(checked) if held_out is None else len(held_out[0])
+        basis = training if auto_epochs is None else replace(training, max_epochs=auto_epochs, head_epochs=0)
+        settled = basis.resolved(n_train, 1 if world is None else world.size, continuing)
+        training = replace(training, head_init=settled.head_init, backbone_lr_ratio=settled.backbone_lr_ratio)
         with seeded(spec.seed):
             if continuing:
                 net = self.net_
                 continue_net(net, training)
+                net.module_.mix = self._mix(training)
             else:
                 backbone = load_backbone(spec, memo=self.cache, modality=modality.name)
                 config = modality.data_config(spec, backbone)
@@ -150,10 +155,10 @@ class FineTunedEstimator(TransferEstimator):
             # the head of freeze_depth="all", and the start of a two-stage schedule, is the
             # probe: a head-only stage from a random head collapses (benchmarks/README.md)
             training_all = module.n_frozen == len(module.stages)
-            rows = None if validation is not None or training_all else held_out_rows(training, task, targets)
+            rows = None if training_all else held_out
             fitted_rows = slice(None) if rows is None else rows[0]
             if not (training_all or quiet):
-                self._warn_few_steps(len(checked) if rows is None else len(rows[0]), training, world)
+                self._warn_few_steps(n_train, training, world)
             probe = training_all or training.head_init == "probe" or training.head_epochs
             self.probe_n_iter_ = (self._fit_probe(module, source, spec, training, task, targets, weights, continuing,
                                                   fitted_rows, world) if probe else None)
@@ -182,12 +187,29 @@ class FineTunedEstimator(TransferEstimator):
             self._warn_interrupted(net, epochs_before)
         return self
 
+    def _check_continuing(self, training) -> None:
+        """Refuse a warm start that would switch on or off what the fitted net's callbacks do."""
+        callbacks = dict(self.net_.callbacks_)
+        if training.early_stopping != ("early_stopping" in callbacks):
+            raise ValueError(f"warm_start=True continues the first fit's training, which ran with "
+                             f"early_stopping={not training.early_stopping}; keep it, or set warm_start=False")
+        if (training.ema_decay is not None) != ("ema" in callbacks):
+            first = f"ema_decay={callbacks['ema'].decay}" if "ema" in callbacks else "ema_decay=None"
+            raise ValueError(f"warm_start=True continues the first fit's training, which ran with {first}; keep an "
+                             "average on (any decay) or off as it was, or set warm_start=False")
+
+    @staticmethod
+    def _mix(training):
+        """The batch mixing ``training`` asks for, or None."""
+        return BatchMix(training.mixup_alpha, training.cutmix_alpha) if training.mixes else None
+
     def _network(self, spec, training, backbone, n_outputs, config) -> ClassifierNet:
         """The torch network to fine-tune: the modality's parts around the backbone and a new
         head, frozen to ``training.freeze_depth``, on the device."""
         parts = self._modality(spec).network_parts(spec, backbone, config, training.augment)
         module = ClassifierNet(*parts[:3], backbone.stages, parts[3], parts[3].width(backbone.num_features), n_outputs,
-                               sequential=backbone.sequential, batchnorm_statistics=training.batchnorm_statistics)
+                               sequential=backbone.sequential, batchnorm_statistics=training.batchnorm_statistics,
+                               mix=self._mix(training))
         module.tokenizer = backbone.tokenizer
         module.set_frozen(resolve_freeze_depth(training.freeze_depth, backbone.stage_names))
         return module.place(spec.torch_device)
@@ -198,7 +220,8 @@ class FineTunedEstimator(TransferEstimator):
 
         The learning-rate range test (Smith, 2017), as fastai's ``lr_find`` and Lightning's
         ``Tuner.lr_find`` run it: a copy of this estimator (its parameters, including
-        ``freeze_depth``, ``head_init`` and ``backbone_lr_ratio``) trains for up to
+        ``freeze_depth``, ``head_init`` and ``backbone_lr_ratio``, ``"auto"`` settled as
+        ``fit`` would settle it on ``X`` for ``max_epochs``) trains for up to
         ``num_steps`` batches with rates growing exponentially from ``start_lr`` to
         ``end_lr``, and stops early once the loss diverges (non-finite, or four times its
         lowest). The estimator itself is left as it was. Plot the curve with
@@ -245,26 +268,31 @@ class FineTunedEstimator(TransferEstimator):
         sweep = LRRange(float(start_lr), float(end_lr), int(num_steps))
         # a constant schedule at rate 1 gives every group its base ratio; the sweep scales it
         trial = clone(self).set_params(lr=1.0, lr_schedule="constant", max_epochs=int(num_steps), head_epochs=0,
-                                       early_stopping=False, warm_start=False)
-        fit_context(type(trial)._fit)(trial, X, y, sample_weight, extra_callbacks=[("lr_find", sweep)], quiet=True)
+                                       early_stopping=False, ema_decay=None, warm_start=False)
+        fit_context(type(trial)._fit)(trial, X, y, sample_weight, extra_callbacks=[("lr_find", sweep)], quiet=True,
+                                      auto_epochs=self.max_epochs - self.head_epochs)
         if not sweep.losses_:
             raise ValueError(f"freeze_depth={self.freeze_depth!r} freezes every stage: the sweep has nothing to "
                              "train (the probe is solved in closed form, without a learning rate)")
         return lr_curve(sweep.lrs_, sweep.losses_)
 
     def _warn_few_steps(self, n_train, training, world) -> None:
-        """Warn when the backbone will take too few optimizer steps to move, naming the
-        cheaper recipe (a data-parallel fit steps once per ``world.size`` batches)."""
-        processes = 1 if world is None else world.size
-        steps = (training.max_epochs - training.head_epochs) * num_batches(n_train, training.batch_size * processes,
-                                                                             True)
-        if steps >= MIN_BACKBONE_STEPS:
+        """Warn when the backbone will take too few optimizer steps to move, saying what the
+        defaults do about it and naming the cheaper recipe."""
+        if not training.few_steps(n_train, 1 if world is None else world.size):
             return
+        steps = training.backbone_steps(n_train, 1 if world is None else world.size)
+        gentle = (self.head_init == "auto" and self.backbone_lr_ratio == "auto"
+                  and not (self.warm_start and hasattr(self, "net_")))
+        done = ("; so it starts from the frozen features' linear probe and trains the backbone at "
+                f"{GENTLE_RATIO} of the head's rate (head_init='auto', backbone_lr_ratio='auto'), which stays "
+                "near the probe" if gentle else
+                ", and fine-tuning then often ends below the frozen features' linear probe")
         warnings.warn(
             f"{type(self).__name__} will train the backbone for only {steps} optimizer steps ({n_train} training "
-            f"samples, batch_size={training.batch_size}, {training.max_epochs - training.head_epochs} epochs); "
-            f"with fewer than {MIN_BACKBONE_STEPS}, fine-tuning often ends below the frozen features' linear "
-            "probe. freeze_depth='all' (the probe, in seconds) is the cheaper recipe; or raise max_epochs",
+            f"samples, batch_size={training.batch_size}, {training.max_epochs - training.head_epochs} epochs): "
+            f"fewer than {MIN_BACKBONE_STEPS}{done}. freeze_depth='all' (the probe, in seconds) is the cheaper "
+            "recipe; or raise max_epochs",
             UserWarning,
             stacklevel=5,  # the caller of fit, through _fit and the fit context
         )
@@ -363,7 +391,8 @@ class FineTunedEstimator(TransferEstimator):
         """What the net trains on: the inputs, or the output of the frozen stages computed
         once, when it fits in memory."""
         depth = module.n_frozen
-        if not self.cache or training.augment or depth == 0 or training.head_epochs or not module.sequential:
+        if (not self.cache or training.augment or training.mixes or depth == 0 or training.head_epochs
+                or not module.sequential):
             return source
         device, autocast = spec.torch_device, spec.autocast
         batch_size = batch_size_for(spec.batch_size, device, self._modality(spec).input_size(self.data_config_))
@@ -407,7 +436,8 @@ class FineTunedEstimator(TransferEstimator):
         super().__setstate__(state)
         if network is not None:
             spec = self._spec
-            training = TrainingSpec.of(self.get_params(deep=False), spec)
+            # the rates a warm start would train at are settled again by its fit
+            training = TrainingSpec.of(self.get_params(deep=False), spec).resolved(None)
             n_outputs = self._task().n_outputs(getattr(self, self._targets_state))
             with seeded(0):  # the new head's random values are replaced: leave the caller's RNG alone
                 module = self._network(spec, training, rebuild_backbone(spec), n_outputs, self.data_config_)

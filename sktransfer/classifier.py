@@ -33,7 +33,7 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         gradients and their BatchNorm layers stay in eval mode, so weights and
         running statistics are unchanged by training. ``"all"`` fits only the
         head, as a linear probe solved to convergence (no epochs run).
-    head_init : {"random", "probe"}, default="random"
+    head_init : {"auto", "random", "probe"}, default="auto"
         How the new head starts in one-stage fine-tuning. ``"random"``: a
         random linear head. ``"probe"``: the linear probe solved on the
         frozen network's features (multinomial logistic regression, see
@@ -41,7 +41,11 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         2022), for one more inference pass over the training images. With
         AdamW at full rate a converged head can destabilize the backbone in
         short runs; pair it with a lower backbone rate (measurements in
-        benchmarks/README.md).
+        benchmarks/README.md). ``"auto"``: ``"probe"`` when the backbone
+        will take fewer than 20 optimizer steps (training samples //
+        ``batch_size`` x epochs through the backbone; a warm start keeps its
+        head), where a random head at full rate ends below the probe,
+        ``"random"`` otherwise.
     probe_C : float, default=0.01
         Inverse L2 strength of the linear probe, as ``LogisticRegression``'s
         ``C``, on the features centered and divided by their root mean
@@ -85,18 +89,42 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         Per-batch learning-rate schedule over each stage.
     warmup_fraction : float, default=0.25
         Fraction of each stage spent warming up.
-    backbone_lr_ratio : float, default=1.0
+    backbone_lr_ratio : float or "auto", default="auto"
         Backbone learning rate relative to the head's (e.g. 0.1 for gentler
-        fine-tuning).
+        fine-tuning). ``"auto"``: 0.1 when the backbone will take fewer than
+        20 optimizer steps (as for ``head_init``), 1.0 otherwise. The two
+        ``"auto"`` together keep a short fit near the probe (600 images, one
+        epoch: 0.70 against 0.62 with a random head at full rate;
+        benchmarks/README.md).
     label_smoothing : float, default=0.1
         Cross-entropy label smoothing (multi-label targets move this far towards 1/2).
-    augment : {"flip", "flip_crop", "trivialaugment"} or None, default="flip"
+    augment : {"flip", "flip_crop", "trivialaugment", "randaugment"} or None, default="flip"
         Train-time augmentation on the device: random horizontal flips, plus
         with ``"flip_crop"`` small random crops (shifts of up to 1/16 of the
-        side, reflected at the border), or with ``"trivialaugment"`` one
+        side, reflected at the border), with ``"trivialaugment"`` one
         random operation per image at a random strength (torchvision's
-        ``TrivialAugmentWide``: colour, contrast, geometry...). None turns it
-        off, e.g. where mirrored images change meaning (text, some digits).
+        ``TrivialAugmentWide``: colour, contrast, geometry...), or with
+        ``"randaugment"`` two at strength 9 (torchvision's ``RandAugment``).
+        None turns it off, e.g. where mirrored images change meaning (text,
+        some digits).
+    mixup_alpha : float, default=0.0
+        Mixup: each training batch is blended with a shuffled copy of itself,
+        ``lam * x + (1 - lam) * x[order]`` with ``lam`` drawn from
+        Beta(``mixup_alpha``, ``mixup_alpha``) for the batch, and the loss is
+        ``lam`` times each image's loss against its own labels plus ``1 - lam``
+        times against its partner's. 0 turns it off; 0.2-1.0 are usual.
+        Not with text backbones.
+    cutmix_alpha : float, default=0.0
+        Cutmix: a box of a shuffled copy of the batch, covering ``1 - lam`` of
+        each image, is pasted in, and the loss mixes labels by area as for
+        mixup. With both alphas above 0, each batch gets one or the other at
+        even odds (as timm's ``Mixup``). 0 turns it off. Image backbones only.
+    ema_decay : float or None, default=None
+        Keep an exponential moving average of the weights while training
+        (updated after every step, with a warm-up: the weight of the past is
+        ``min(ema_decay, (1 + t) / (10 + t))`` at step ``t``) and end with it:
+        the fitted network, the validation loss early stopping watches, and
+        the weights it keeps, are the average's. None trains without.
     tta : {"flip"} or None, default=None
         Test-time augmentation in ``predict``, ``predict_proba`` and
         ``decision_function``: the network's outputs (logits) for each image and
@@ -210,7 +238,7 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         weights="DEFAULT",
         *,
         freeze_depth=0,
-        head_init="random",
+        head_init="auto",
         probe_C=0.01,
         batchnorm_statistics="pretrained",
         head_epochs=0,
@@ -222,9 +250,12 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         weight_decay=0.01,
         lr_schedule="onecycle",
         warmup_fraction=0.25,
-        backbone_lr_ratio=1.0,
+        backbone_lr_ratio="auto",
         label_smoothing=0.1,
         augment="flip",
+        mixup_alpha=0.0,
+        cutmix_alpha=0.0,
+        ema_decay=None,
         tta=None,
         early_stopping=False,
         validation_fraction=0.1,
@@ -268,6 +299,9 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         self.sample_rate = sample_rate
         self.clip_seconds = clip_seconds
         self.augment = augment
+        self.mixup_alpha = mixup_alpha
+        self.cutmix_alpha = cutmix_alpha
+        self.ema_decay = ema_decay
         self.tta = tta
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -290,6 +324,8 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         **FineTunedEstimator._parameter_constraints,
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "mixup_alpha": [Interval(Real, 0, None, closed="left")],
+        "cutmix_alpha": [Interval(Real, 0, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
     # what a saved state may hold besides the parameters (the network is rebuilt from

@@ -33,15 +33,16 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
         Backbone stages frozen from the input side, as for
         :class:`FineTunedClassifier`. ``"all"`` fits only the head: ridge regression
         on the frozen features, solved in closed form (no epochs run).
-    head_init : {"random", "probe"}, default="random"
-        ``"probe"`` starts fine-tuning from the ridge probe (LP-FT).
+    head_init : {"auto", "random", "probe"}, default="auto"
+        ``"probe"`` starts fine-tuning from the ridge probe (LP-FT); ``"auto"``
+        as for :class:`FineTunedClassifier`.
     probe_C : float, default=0.01
         Inverse L2 strength of the ridge probe (``alpha = 1 / probe_C`` in
         ``Ridge``'s terms), on the features centered and divided by their root mean
         variance and the standardized targets.
     batchnorm_statistics, head_epochs, finetune_lr_scale, max_epochs, batch_size, lr
         As for :class:`FineTunedClassifier`.
-    optimizer, weight_decay, lr_schedule, warmup_fraction, backbone_lr_ratio, augment
+    optimizer, weight_decay, lr_schedule, warmup_fraction, backbone_lr_ratio, augment, ema_decay
         As for :class:`FineTunedClassifier`. Flips (``augment="flip"``) suit targets
         that a mirror image keeps; pass None otherwise (an angle, a position).
     tta
@@ -96,7 +97,7 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
         *,
         loss="squared_error",
         freeze_depth=0,
-        head_init="random",
+        head_init="auto",
         probe_C=0.01,
         batchnorm_statistics="pretrained",
         head_epochs=0,
@@ -108,8 +109,9 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
         weight_decay=0.01,
         lr_schedule="onecycle",
         warmup_fraction=0.25,
-        backbone_lr_ratio=1.0,
+        backbone_lr_ratio="auto",
         augment="flip",
+        ema_decay=None,
         tta=None,
         early_stopping=False,
         validation_fraction=0.1,
@@ -149,6 +151,7 @@ class FineTunedRegressor(FineTunedEstimator, RegressorMixin, BaseEstimator):
         self.warmup_fraction = warmup_fraction
         self.backbone_lr_ratio = backbone_lr_ratio
         self.augment = augment
+        self.ema_decay = ema_decay
         self.tta = tta
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -53,7 +53,8 @@ def test_the_console_script_is_installed_and_help_imports_no_torch():
 def test_fit_predict_evaluate_extract_on_a_folder_of_digits(digits_folder, tmp_path):
     model_path = tmp_path / "model.safetensors"
     fit = sktransfer("fit", digits_folder, "-b", "efficientnet_lite0", "--input-size", "32", "--epochs", "2",
-                     "--augment", "none", "--val", "0.25", "-o", model_path, "--plots", tmp_path / "plots")
+                     "--augment", "none", "--val", "0.25", "-o", model_path, "--plots", tmp_path / "plots",
+                     "--mixup-alpha", "0.2", "--ema-decay", "0.9")
     assert fit.returncode == 0, fit.stderr
     # the report on the 40 held-out images is printed; progress and the epoch table are on stderr
     assert "accuracy: " in fit.stdout and "on 40 images" in fit.stdout and "confusion matrix" in fit.stdout
@@ -120,6 +121,8 @@ def test_fit_predict_evaluate_extract_on_a_folder_of_digits(digits_folder, tmp_p
     assert resume.returncode == 0, resume.stderr
     resumed = load(resumed_path)
     assert resumed.n_iter_ == 1 and len(resumed.net_.history) == 3 and resumed.lr == 1e-4
+    # options not given again are the saved model's
+    assert (model.mixup_alpha, model.ema_decay) == (resumed.mixup_alpha, resumed.ema_decay) == (0.2, 0.9)
     assert 1e-5 < max(resumed.net_.history[-1, "batches", :, "lr"]) <= 1e-4
     changed = sktransfer("fit", digits_folder, "--resume", model_path, "--freeze-depth", "2",
                          "-o", tmp_path / "other.safetensors")

@@ -121,6 +121,15 @@ def test_a_loaded_model_exports_as_the_original_predicts(classifier, images, tmp
     assert_batches_match(path, classifier.predict_proba, images)
 
 
+def test_a_model_trained_with_mixing_and_an_average_exports_and_loads_as_it_predicts(images, tmp_path):
+    labels = LABELS[np.arange(48) % 3]
+    model = FineTunedClassifier(TINY, mixup_alpha=0.4, cutmix_alpha=1.0, ema_decay=0.9, **SMALL).fit(images, labels)
+    assert_batches_match(sktransfer.export(model, tmp_path / "model.onnx"), model.predict_proba, images)
+    loaded = sktransfer.load(sktransfer.save(model, tmp_path / "model.safetensors"))
+    np.testing.assert_allclose(loaded.predict_proba(images), model.predict_proba(images), atol=1e-6)
+    assert (loaded.mixup_alpha, loaded.cutmix_alpha, loaded.ema_decay) == (0.4, 1.0, 0.9)
+
+
 def test_a_pt2_program_with_the_same_metadata(classifier, images, tmp_path):
     path = sktransfer.export(classifier, tmp_path / "model.pt2")
     extra = {"sktransfer.json": ""}

@@ -27,7 +27,9 @@ def digits():
 @pytest.mark.skipif(not weights_available("efficientnet_lite0"), reason="EfficientNet-Lite0 weights not installed")
 def test_the_suggested_rate_trains_where_too_low_and_too_high_do_not(digits):
     X, y = digits
-    clf = FineTunedClassifier("efficientnet_lite0", input_size=32, batch_size=16, augment=None, random_state=0)
+    # a random head at the full rate: the setting whose rate decides everything
+    clf = FineTunedClassifier("efficientnet_lite0", input_size=32, batch_size=16, augment=None, random_state=0,
+                              head_init="random", backbone_lr_ratio=1.0)
     curve = clf.lr_find(X[:300], y[:300], num_steps=60)
     assert not hasattr(clf, "net_") and clf.lr == 1e-3  # the estimator is left as it was
     assert 5 <= len(curve.lr) <= 60 and len(curve.loss) == len(curve.smoothed_loss) == len(curve.lr)
@@ -46,6 +48,16 @@ def test_the_sweep_ends_when_the_loss_diverges_and_the_regressor_has_one_too(dig
     values = y.astype(float)
     reg = FineTunedRegressor(TINY, batch_size=16, random_state=0).lr_find(X, values, num_steps=20)
     assert len(reg.lr) <= 20 and np.isfinite(reg.loss).all()
+
+
+def test_the_sweep_starts_where_the_fit_would_start(digits):
+    # 200 digits at batch size 16, 1 epoch: 12 steps, so "auto" starts from the probe
+    X, y = digits[0][:200], digits[1][:200]
+    settings = {"max_epochs": 1, "batch_size": 16, "augment": None, "random_state": 0}
+    auto = FineTunedClassifier(TINY, **settings).lr_find(X, y, num_steps=10)
+    random_head = FineTunedClassifier(TINY, head_init="random", **settings).lr_find(X, y, num_steps=10)
+    assert random_head.loss[0] > np.log(5) - 0.2  # a random head over 5 classes
+    assert auto.loss[0] < random_head.loss[0] - 0.3  # the probe's loss
 
 
 def test_the_valley_lies_on_the_fall_before_the_divergence():

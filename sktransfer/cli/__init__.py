@@ -78,24 +78,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, accepted, expected: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {value}")
+    if not accepted(value):
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {value}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, lambda value: 0 < value < float("inf"), "a number above 0")
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, lambda value: 0 <= value < float("inf"), "a number of at least 0")
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
+    return _number(text, lambda value: 0 <= value < 1, "in [0, 1)")
 
 
 def _freeze_depth(text: str):
@@ -164,10 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="freeze the first K stages; 'all' trains only the head (default: 0)")
     p.add_argument("--epochs", type=_positive_int, default=10, metavar="N", help="training epochs (default: 10)")
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate (default: 0.001)")
-    p.add_argument("--head-init", choices=["random", "probe"], default=None,
+    p.add_argument("--head-init", choices=["auto", "random", "probe"], default=None,
                    help="'probe' starts fine-tuning from the frozen features' linear probe, the "
-                        "recipe that keeps a first epoch from undoing the pretrained features "
-                        "(default: random)")
+                        "recipe that keeps a first epoch from undoing the pretrained features; 'auto' "
+                        "does so (with a tenth of the rate on the backbone) when the backbone gets fewer "
+                        "than 20 optimizer steps (default: auto)")
     p.add_argument("--early-stopping", action="store_true",
                    help="stop when the validation loss stops improving and keep the best epoch's weights "
                         "(validates on --val-folder, or on the --val split)")
@@ -176,8 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
                             help="stratified fraction held out for the report; 0 trains on all (default: 0.2)")
     validation.add_argument("--val-folder", default=None, metavar="DIR",
                             help="a labelled folder (same classes) to validate and report on, instead of a split")
-    p.add_argument("--augment", choices=["flip", "flip_crop", "trivialaugment", "none"], default="flip",
-                   help="train-time augmentation (default: flip)")
+    p.add_argument("--augment", choices=["flip", "flip_crop", "trivialaugment", "randaugment", "none"],
+                   default="flip", help="train-time augmentation (default: flip)")
+    p.add_argument("--mixup-alpha", type=_non_negative_float, default=None, metavar="ALPHA",
+                   help="mixup: blend each training batch with a shuffled copy of itself, labels too "
+                        "(0.2-1.0 are usual; default: off, or as the --resume model had it)")
+    p.add_argument("--cutmix-alpha", type=_non_negative_float, default=None, metavar="ALPHA",
+                   help="cutmix: paste a box of another image into each, labels mixed by area "
+                        "(1.0 is usual; default: off, or as the --resume model had it)")
+    p.add_argument("--ema-decay", type=_fraction, default=None, metavar="DECAY",
+                   help="keep an exponential moving average of the weights while training and end with it "
+                        "(e.g. 0.99 for a few hundred steps; default: off, or as the --resume model had it)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
                    help="seed of the split and the training (default: 0)")
     p.add_argument("--plots", default=None, metavar="DIR",

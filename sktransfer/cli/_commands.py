@@ -248,7 +248,7 @@ def _new_model(args):
                          f"{modality} backbone")
     return FineTunedClassifier(
         args.backbone, weights=args.weights, freeze_depth=0 if args.freeze_depth is None else args.freeze_depth,
-        head_init=args.head_init or "random", input_size=args.input_size,
+        head_init=args.head_init or "auto", input_size=args.input_size,
     )
 
 
@@ -292,6 +292,8 @@ def fit(args) -> None:
         augment=None if args.augment == "none" else args.augment, random_state=args.random_state,
         early_stopping=args.early_stopping, warm_start=bool(args.resume), verbose=_verbose(args),
     )
+    given = {name: getattr(args, name) for name in ("mixup_alpha", "cutmix_alpha", "ema_decay")}
+    model.set_params(**{name: value for name, value in given.items() if value is not None})
     _check_before_data(model)
     modality = model._modality().name
     X, y = _labelled(args, args.folder, modality)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..data.inputs import validate_images
-from ..nn.augment import FlipCrop, FlipTrivialAugment
+from ..nn.augment import FlipCrop, FlipPolicy
 from ..nn.networks import FeatureNet, backbone_parts, data_config_for
 from .base import Modality
 
@@ -47,8 +47,8 @@ class ImageModality(Modality):
 
     def network_parts(self, spec, backbone, config, augment):
         preprocess, trunk, pool, _ = backbone_parts(spec, backbone, len(backbone.stages) - 1, config)
-        if augment == "trivialaugment":
-            augmentation = FlipTrivialAugment(config.mean, config.std)
+        if augment in ("trivialaugment", "randaugment"):
+            augmentation = FlipPolicy(config.mean, config.std, augment)
         else:
             augmentation = FlipCrop(crop=augment == "flip_crop") if augment else nn.Identity()
         return preprocess, augmentation, trunk, pool

@@ -29,6 +29,8 @@ class TextModality(Modality):
         "value_range": ((0.0, 1.0), "texts have no pixel values"),
         "sample_rate": (None, "it reads sound"),
         "tta": (None, "a text has no mirror image"),
+        "mixup_alpha": (0.0, "token ids cannot be blended"),
+        "cutmix_alpha": (0.0, "token ids cannot be blended"),
         "clip_seconds": (None, "it cuts sound"),
     }
 

@@ -161,7 +161,8 @@ def adapting_batchnorm(stages) -> bool:
 
 
 class ClassifierNet(nn.Module):
-    """Raw image batches -> preprocessing -> augmentation (training only) -> backbone
+    """Raw image batches -> preprocessing -> augmentation and ``mix`` (a
+    :class:`~sktransfer.nn.augment.BatchMix`, or None; training only) -> backbone
     stages -> pooling -> a new linear head; returns logits. For a text backbone,
     tokenized batches -> encoder -> its pooling -> the head (``tokenizer`` is kept as a
     plain attribute).
@@ -172,8 +173,9 @@ class ClassifierNet(nn.Module):
     """
 
     def __init__(self, preprocess, augment, trunk, stages, pool, width, n_classes, sequential=False,
-                 batchnorm_statistics="batch"):
+                 batchnorm_statistics="batch", mix=None):
         super().__init__()
+        self.mix = mix
         self.batchnorm_statistics = batchnorm_statistics
         self.sequential = sequential  # trunk[k:] runs the stages after the k-th
         self.preprocess = preprocess
@@ -195,6 +197,8 @@ class ClassifierNet(nn.Module):
         if stage_input is None:
             x = self.preprocess(x)
             stage_input, start = self.augment(x.flip(3) if getattr(_VIEW, "mirror", False) else x), 0
+            if self.mix is not None and self.training:  # (an exported graph never meets it)
+                stage_input = self.mix(stage_input)
         else:
             start = self.n_frozen
         return self.head(self.pool(self.trunk[start:](stage_input) if start else self.trunk(stage_input)))

@@ -4,6 +4,7 @@
 - :mod:`.net`: :class:`~sktransfer.training.net.TransferNet` (skorch's net with autocast,
   deferred loss read-back, memory back-off and sample weights) and building it from a spec;
 - :mod:`.schedule`: learning-rate schedules and the two-stage freezing schedule (callbacks);
+- :mod:`.averaging`: the exponential moving average of the weights (a callback);
 - :mod:`.probe`: the linear probe solved to convergence;
 - :mod:`.distributed`: data-parallel fitting under a launcher (torchrun): the process
   group, DDP and what the processes exchange.

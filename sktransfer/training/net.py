@@ -13,7 +13,8 @@ override saying why:
   each batch's loss, they are read per batch as in skorch; and a batch is counted
   by what it holds (images of several sizes included): these two need the one
   override of skorch's epoch loop (``run_single_epoch``), which has no hook for them;
-* the loss is weighted per sample when a batch carries ``sample_weight``;
+* the loss is weighted per sample when a batch carries ``sample_weight``, and taken
+  against both targets of a mixed batch (mixup / cutmix);
 * a batch that runs out of device memory is split into pieces whose gradients
   add up to the batch's (:class:`~sktransfer.engine.backoff.BatchBackoff`);
 * a ``KeyboardInterrupt`` is recorded (``interrupted_``) for the estimator to
@@ -42,6 +43,7 @@ from skorch.utils import TeeGenerator
 from ..data.launch import is_main_process
 from ..data.loader import BatchLoader
 from ..engine.backoff import BatchBackoff, batch_len
+from .averaging import WeightAverage
 from .schedule import HeadFirst, LRSchedule
 
 
@@ -255,12 +257,29 @@ class TransferLoop:
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         # override: per-sample weights (the criterion returns per-sample losses, reduction="none",
-        # averaged over a sample's outputs when it has several: labels, targets)
+        # averaged over a sample's outputs when it has several: labels, targets), and in
+        # training, a mixed batch's loss: each sample's against its own targets and its
+        # partner's, weighted by the share of each in the mixed input
+        weights = X.get("sample_weight") if isinstance(X, Mapping) else None
+        drawn = self._drawn_mix() if training else None
+        if drawn is None:
+            return self._weighted_loss(y_pred, y_true, weights)
+        lam, order = drawn
+        partner = None if weights is None else weights[order]
+        return (lam * self._weighted_loss(y_pred, y_true, weights)
+                + (1 - lam) * self._weighted_loss(y_pred, y_true[order], partner))
+
+    def _weighted_loss(self, y_pred, y_true, weights):
         losses = self.criterion_(y_pred.float(), y_true)
         if losses.ndim > 1:
             losses = losses.reshape(len(losses), -1).mean(1)
-        weights = X.get("sample_weight") if isinstance(X, Mapping) else None
         return (losses * weights).mean() if weights is not None else losses.mean()
+
+    def _drawn_mix(self):
+        """The mix the module drew for the batch it last ran in training, or None."""
+        module = self.module_.module if self.world_ is not None else self.module_  # DDP wraps it
+        mix = getattr(module, "mix", None)
+        return None if mix is None else mix.take()
 
 
 class TransferNet(TransferLoop, NeuralNetClassifier):
@@ -285,6 +304,8 @@ def transfer_net(module, spec, task, extra_callbacks=()) -> TransferNet:
     callbacks = [("lr_schedule", _schedule(spec))]
     if spec.head_epochs:
         callbacks.append(("head_first", HeadFirst(spec.head_epochs, module.n_frozen)))
+    if spec.ema_decay is not None:  # before early stopping, which then keeps averaged weights
+        callbacks.append(("ema", WeightAverage(spec.ema_decay)))
     if spec.early_stopping:
         callbacks.append(("early_stopping", KeepBest(
             monitor="valid_loss", patience=spec.n_iter_no_change, load_best=True)))
@@ -332,8 +353,10 @@ def _schedule(spec) -> LRSchedule:
 
 def continue_net(net, spec) -> None:
     """Make a fitted net's next (warm-start) fit train as ``spec`` says now: its epochs,
-    batch size and learning rates, not the first fit's."""
+    batch size, learning rates and averaging decay, not the first fit's."""
     net.set_params(max_epochs=spec.max_epochs, batch_size=spec.batch_size, callbacks__lr_schedule=_schedule(spec))
+    if spec.ema_decay is not None:
+        net.set_params(callbacks__ema__decay=spec.ema_decay)
 
 
 def internal_split(spec, task):

@@ -8,12 +8,21 @@ never the estimator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Optional, Union
 
 import torch
 
+from ..data.loader import num_batches
 from ..engine.budgets import batch_size_for
+
+#: Fewer optimizer steps than this through the backbone and fine-tuning from a random head
+#: at the full rate ends below the probe (600 Fashion-MNIST images, 18 steps: 0.616 against
+#: 0.706), where from 25 steps it did not (speech, 25: 0.894 against 0.731; Fashion-MNIST,
+#: 36: 0.740; benchmarks/README.md): ``"auto"`` then starts from the probe and moves the
+#: backbone at :data:`GENTLE_RATIO` of the head's rate.
+MIN_BACKBONE_STEPS = 20
+GENTLE_RATIO = 0.1
 
 #: ``optimizer`` names: the class and the keyword arguments it gets besides ``lr`` and
 #: ``weight_decay``.
@@ -29,7 +38,9 @@ class TrainingSpec:
     """A resolved training configuration (the estimator's parameters of the same names;
     see :class:`~sktransfer.FineTunedClassifier`).
 
-    ``batch_size`` is resolved by :func:`~sktransfer.engine.budgets.batch_size_for`,
+    ``head_init`` and ``backbone_lr_ratio`` may be ``"auto"`` until :meth:`resolved`
+    settles them for the training set; ``batch_size`` is resolved by
+    :func:`~sktransfer.engine.budgets.batch_size_for`,
     ``optimizer`` to a class with its ``optimizer_kwargs``, ``device``, ``seed`` and
     ``autocast`` come from the network's spec, and ``compile`` is a plain bool
     (``"auto"`` trains eagerly).
@@ -49,8 +60,11 @@ class TrainingSpec:
     weight_decay: float
     lr_schedule: str
     warmup_fraction: float
-    backbone_lr_ratio: float
+    backbone_lr_ratio: Union[float, str]
     augment: Optional[str]
+    ema_decay: Optional[float]
+    mixup_alpha: float
+    cutmix_alpha: float
     early_stopping: bool
     validation_fraction: float
     n_iter_no_change: int
@@ -59,6 +73,34 @@ class TrainingSpec:
     seed: Optional[int]
     device: str
     autocast: Optional[torch.dtype]
+
+    @property
+    def mixes(self) -> bool:
+        """Whether training batches are mixed (mixup or cutmix)."""
+        return self.mixup_alpha > 0 or self.cutmix_alpha > 0
+
+    def backbone_steps(self, n_train: int, processes: int = 1) -> int:
+        """Optimizer steps through the backbone on ``n_train`` samples (a data-parallel fit
+        of ``processes`` steps once per that many batches)."""
+        return (self.max_epochs - self.head_epochs) * num_batches(n_train, self.batch_size * processes, True)
+
+    def few_steps(self, n_train: Optional[int], processes: int = 1) -> bool:
+        """Whether the backbone takes fewer than :data:`MIN_BACKBONE_STEPS` steps (None: unknown, no)."""
+        return n_train is not None and self.backbone_steps(n_train, processes) < MIN_BACKBONE_STEPS
+
+    def resolved(self, n_train: Optional[int], processes: int = 1, continuing: bool = False) -> "TrainingSpec":
+        """This spec with ``"auto"`` settled for ``n_train`` training samples: with too few
+        steps to move the backbone (:meth:`few_steps`), start from the probe (not when
+        continuing a fitted head) and train the backbone at :data:`GENTLE_RATIO` of the
+        head's rate; otherwise a random head and the same rate."""
+        few = self.few_steps(n_train, processes)
+        head = self.head_init
+        if head == "auto":
+            head = "probe" if few and not continuing else "random"
+        ratio = self.backbone_lr_ratio
+        if ratio == "auto":
+            ratio = GENTLE_RATIO if few else 1.0
+        return replace(self, head_init=head, backbone_lr_ratio=ratio)
 
     @classmethod
     def of(cls, params: dict, network) -> "TrainingSpec":
@@ -80,8 +122,13 @@ class TrainingSpec:
             weight_decay=float(params["weight_decay"]),
             lr_schedule=params["lr_schedule"],
             warmup_fraction=float(params["warmup_fraction"]),
-            backbone_lr_ratio=float(params["backbone_lr_ratio"]),
+            backbone_lr_ratio=(params["backbone_lr_ratio"] if params["backbone_lr_ratio"] == "auto"
+                               else float(params["backbone_lr_ratio"])),
             augment=params["augment"],
+            ema_decay=None if params["ema_decay"] is None else float(params["ema_decay"]),
+            # a classifier's options (the regressor has no labels to mix)
+            mixup_alpha=float(params.get("mixup_alpha", 0.0)),
+            cutmix_alpha=float(params.get("cutmix_alpha", 0.0)),
             early_stopping=bool(params["early_stopping"]),
             validation_fraction=float(params["validation_fraction"]),
             n_iter_no_change=int(params["n_iter_no_change"]),
