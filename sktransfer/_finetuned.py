@@ -98,11 +98,11 @@ class FineTunedEstimator(TransferEstimator):
     # ------------------------------------------------------------------ fitting
 
     def _fit(self, X, y, sample_weight=None, X_val=None, y_val=None, extra_callbacks=(), quiet=False,
-             auto_epochs=None):
+             auto_params=None):
         """The whole fit, after the fit context checked every parameter (``extra_callbacks``:
         skorch callbacks for this fit only, as :meth:`lr_find` adds its sweep, which ends
         it by an interrupt, says nothing of its few steps (``quiet``) and settles ``"auto"``
-        for the epochs of the fit it stands for, ``auto_epochs``)."""
+        as the fit of the parameters it stands for would, ``auto_params``)."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         params, task = self.get_params(deep=False), self._task(y)
@@ -126,12 +126,15 @@ class FineTunedEstimator(TransferEstimator):
         weights = task.sample_weights(sample_weight, y, len(checked))
         epochs_before = len(self.net_.history) if continuing else 0
         # the rows early stopping holds out, chosen before anything is fitted (the probe
-        # included); "auto" settles for the rows left to train on
-        held_out = None if validation is not None else held_out_rows(training, task, targets)
-        n_train = len(checked) if held_out is None else len(held_out[0])
-        basis = training if auto_epochs is None else replace(training, max_epochs=auto_epochs, head_epochs=0)
+        # included; a probe alone holds none out); "auto" settles for the rows left to train on
+        held_out = (None if validation is not None or training.freeze_depth == "all"
+                    else held_out_rows(training, task, targets))
+        basis = training if auto_params is None else TrainingSpec.of(auto_params, spec)
+        basis_rows = held_out if basis is training or validation is not None else held_out_rows(basis, task, targets)
+        n_train = len(checked) if basis_rows is None else len(basis_rows[0])
         settled = basis.resolved(n_train, 1 if world is None else world.size, continuing)
         training = replace(training, head_init=settled.head_init, backbone_lr_ratio=settled.backbone_lr_ratio)
+        n_train = len(checked) if held_out is None else len(held_out[0])
         with seeded(spec.seed):
             if continuing:
                 net = self.net_
@@ -262,6 +265,7 @@ class FineTunedEstimator(TransferEstimator):
             raise ValueError(f"lr_find needs 0 < start_lr < end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
         if not (isinstance(num_steps, Integral) and num_steps >= 5):
             raise ValueError(f"lr_find needs num_steps >= 5 (an int), got {num_steps!r}")
+        self._check_params()
         if self.freeze_depth == "all":
             raise ValueError("freeze_depth='all' trains nothing: its probe is solved in closed form, without a "
                              "learning rate")
@@ -270,7 +274,7 @@ class FineTunedEstimator(TransferEstimator):
         trial = clone(self).set_params(lr=1.0, lr_schedule="constant", max_epochs=int(num_steps), head_epochs=0,
                                        early_stopping=False, ema_decay=None, warm_start=False)
         fit_context(type(trial)._fit)(trial, X, y, sample_weight, extra_callbacks=[("lr_find", sweep)], quiet=True,
-                                      auto_epochs=self.max_epochs - self.head_epochs)
+                                      auto_params=self.get_params(deep=False))
         if not sweep.losses_:
             raise ValueError(f"freeze_depth={self.freeze_depth!r} freezes every stage: the sweep has nothing to "
                              "train (the probe is solved in closed form, without a learning rate)")
@@ -282,12 +286,14 @@ class FineTunedEstimator(TransferEstimator):
         if not training.few_steps(n_train, 1 if world is None else world.size):
             return
         steps = training.backbone_steps(n_train, 1 if world is None else world.size)
-        gentle = (self.head_init == "auto" and self.backbone_lr_ratio == "auto"
-                  and not (self.warm_start and hasattr(self, "net_")))
-        done = ("; so it starts from the frozen features' linear probe and trains the backbone at "
-                f"{GENTLE_RATIO} of the head's rate (head_init='auto', backbone_lr_ratio='auto'), which stays "
-                "near the probe" if gentle else
-                ", and fine-tuning then often ends below the frozen features' linear probe")
+        chosen = []  # what "auto" did about it
+        if self.head_init == "auto" and training.head_init == "probe":
+            chosen.append("starts from the frozen features' linear probe")
+        if self.backbone_lr_ratio == "auto" and training.backbone_lr_ratio == GENTLE_RATIO:
+            chosen.append(f"trains the backbone at {GENTLE_RATIO} of the head's rate")
+        done = (f"; so it {' and '.join(chosen)} (the 'auto' defaults), which stays near the probe" if len(chosen) == 2
+                else f"; so it {chosen[0]} (the 'auto' default)" if chosen
+                else ", and fine-tuning then often ends below the frozen features' linear probe")
         warnings.warn(
             f"{type(self).__name__} will train the backbone for only {steps} optimizer steps ({n_train} training "
             f"samples, batch_size={training.batch_size}, {training.max_epochs - training.head_epochs} epochs): "
@@ -304,6 +310,8 @@ class FineTunedEstimator(TransferEstimator):
         if stopping is not None and stopping.best_model_weights_ is not None:
             kept = (f"the weights of epoch {stopping.best_epoch_}" if stopping.best_epoch_ > epochs_before
                     else "the weights it started from") + ", the best validation loss so far"
+        elif "ema" in dict(net.callbacks_):
+            kept = "the moving average of the weights when it stopped"
         else:
             kept = "the weights reached when it stopped"
         warnings.warn(

@@ -43,9 +43,10 @@ class FineTunedClassifier(FineTunedEstimator, ClassifierMixin, BaseEstimator):
         short runs; pair it with a lower backbone rate (measurements in
         benchmarks/README.md). ``"auto"``: ``"probe"`` when the backbone
         will take fewer than 20 optimizer steps (training samples //
-        ``batch_size`` x epochs through the backbone; a warm start keeps its
-        head), where a random head at full rate ends below the probe,
-        ``"random"`` otherwise.
+        ``batch_size`` x epochs through the backbone, counted for each
+        ``fit``; a warm start keeps its head) at a backbone rate of at most
+        0.1 of the head's (``backbone_lr_ratio="auto"`` gives it), where a
+        random head at full rate ends below the probe; ``"random"`` otherwise.
     probe_C : float, default=0.01
         Inverse L2 strength of the linear probe, as ``LogisticRegression``'s
         ``C``, on the features centered and divided by their root mean

@@ -118,6 +118,16 @@ def test_auto_starts_from_the_probe_and_moves_the_backbone_gently_below_20_steps
     assert spec_for(max_epochs=2).resolved(600, processes=2).head_init == "probe"  # 18 steps of 64
     chosen = spec_for(max_epochs=1, head_init="random", backbone_lr_ratio=0.5).resolved(600)
     assert (chosen.head_init, chosen.backbone_lr_ratio) == ("random", 0.5)  # what a user sets stays
+    # never a probe head under a full-rate backbone in a short fit (600 images, 1 epoch: 0.283)
+    assert spec_for(max_epochs=1, backbone_lr_ratio=1.0).resolved(600).head_init == "random"
+    assert spec_for(max_epochs=1, backbone_lr_ratio=0.05).resolved(600).head_init == "probe"
+
+
+def test_a_probe_alone_holds_no_rows_out(digits):
+    X, y = digits  # 30 images of 5 classes: a 10 % split could not hold one of each
+    clf = FineTunedClassifier(TINY, freeze_depth="all", early_stopping=True).fit(X[:30], y[:30])
+    full = FineTunedClassifier(TINY, freeze_depth="all").fit(X[:30], y[:30])
+    np.testing.assert_allclose(clf.predict_proba(X), full.predict_proba(X), atol=1e-6)
 
 
 @pytest.mark.skipif(not weights_available("efficientnet_lite0"), reason="EfficientNet-Lite0 weights not installed")

@@ -100,6 +100,10 @@ def _fraction(text: str) -> float:
     return _number(text, lambda value: 0 <= value < 1, "in [0, 1)")
 
 
+def _decay(text: str) -> float:
+    return _number(text, lambda value: 0 < value < 1, "in (0, 1); leave the option out for no average")
+
+
 def _freeze_depth(text: str):
     if text == "all":
         return text
@@ -187,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutmix-alpha", type=_non_negative_float, default=None, metavar="ALPHA",
                    help="cutmix: paste a box of another image into each, labels mixed by area "
                         "(1.0 is usual; default: off, or as the --resume model had it)")
-    p.add_argument("--ema-decay", type=_fraction, default=None, metavar="DECAY",
+    p.add_argument("--ema-decay", type=_decay, default=None, metavar="DECAY",
                    help="keep an exponential moving average of the weights while training and end with it "
                         "(e.g. 0.99 for a few hundred steps; default: off, or as the --resume model had it)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",

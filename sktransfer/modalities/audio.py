@@ -94,7 +94,7 @@ class AudioModality(Modality):
     unused = {
         "max_length": (None, "it counts a text model's tokens"),
         "tta": (None, "a mirrored spectrogram would run time backwards"),
-        "cutmix_alpha": (0.0, "cutmix pastes boxes of images; mixup_alpha blends whole clips"),
+        "cutmix_alpha": (0.0, "cutmix pastes boxes of images; mixup_alpha blends whole inputs"),
         "channel_axis": ("auto", "sound has no channels axis to choose"),
         "image_shape": (None, "sound is not rows of pixels"),
         "value_range": ((0.0, 1.0), "sound is read as float samples"),

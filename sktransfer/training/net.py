@@ -277,7 +277,7 @@ class TransferLoop:
 
     def _drawn_mix(self):
         """The mix the module drew for the batch it last ran in training, or None."""
-        module = self.module_.module if self.world_ is not None else self.module_  # DDP wraps it
+        module = getattr(self.module_, "module", self.module_)  # a data-parallel fit's DDP wraps it
         mix = getattr(module, "mix", None)
         return None if mix is None else mix.take()
 

@@ -90,16 +90,17 @@ class TrainingSpec:
 
     def resolved(self, n_train: Optional[int], processes: int = 1, continuing: bool = False) -> "TrainingSpec":
         """This spec with ``"auto"`` settled for ``n_train`` training samples: with too few
-        steps to move the backbone (:meth:`few_steps`), start from the probe (not when
-        continuing a fitted head) and train the backbone at :data:`GENTLE_RATIO` of the
-        head's rate; otherwise a random head and the same rate."""
+        steps to move the backbone (:meth:`few_steps`), train it at :data:`GENTLE_RATIO` of
+        the head's rate and start from the probe (not when continuing a fitted head, nor
+        under a backbone rate above that); otherwise a random head and one rate. A warm
+        start settles for its own steps."""
         few = self.few_steps(n_train, processes)
-        head = self.head_init
-        if head == "auto":
-            head = "probe" if few and not continuing else "random"
         ratio = self.backbone_lr_ratio
         if ratio == "auto":
             ratio = GENTLE_RATIO if few else 1.0
+        head = self.head_init
+        if head == "auto":  # a probe head under a full-rate backbone in a short fit wrecks it
+            head = "probe" if few and not continuing and ratio <= GENTLE_RATIO else "random"
         return replace(self, head_init=head, backbone_lr_ratio=ratio)
 
     @classmethod
