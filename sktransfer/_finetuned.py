@@ -129,12 +129,15 @@ class FineTunedEstimator(TransferEstimator):
         # included; a probe alone holds none out); "auto" settles for the rows left to train on
         held_out = (None if validation is not None or training.freeze_depth == "all"
                     else held_out_rows(training, task, targets))
-        basis = training if auto_params is None else TrainingSpec.of(auto_params, spec)
-        basis_rows = held_out if basis is training or validation is not None else held_out_rows(basis, task, targets)
-        n_train = len(checked) if basis_rows is None else len(basis_rows[0])
-        settled = basis.resolved(n_train, 1 if world is None else world.size, continuing)
-        training = replace(training, head_init=settled.head_init, backbone_lr_ratio=settled.backbone_lr_ratio)
         n_train = len(checked) if held_out is None else len(held_out[0])
+        processes = 1 if world is None else world.size
+        if auto_params is None:
+            settled = training.resolved(n_train, processes, continuing)
+        else:  # lr_find's trial: as the fit it stands for, with that fit's held-out rows
+            basis = TrainingSpec.of(auto_params, spec)
+            rows = None if validation is not None else held_out_rows(basis, task, targets)
+            settled = basis.resolved(len(checked) if rows is None else len(rows[0]), processes, continuing)
+        training = replace(training, head_init=settled.head_init, backbone_lr_ratio=settled.backbone_lr_ratio)
         with seeded(spec.seed):
             if continuing:
                 net = self.net_
@@ -161,7 +164,7 @@ class FineTunedEstimator(TransferEstimator):
             rows = None if training_all else held_out
             fitted_rows = slice(None) if rows is None else rows[0]
             if not (training_all or quiet):
-                self._warn_few_steps(n_train, training, world)
+                self._warn_few_steps(n_train, training, processes)
             probe = training_all or training.head_init == "probe" or training.head_epochs
             self.probe_n_iter_ = (self._fit_probe(module, source, spec, training, task, targets, weights, continuing,
                                                   fitted_rows, world) if probe else None)
@@ -280,12 +283,12 @@ class FineTunedEstimator(TransferEstimator):
                              "train (the probe is solved in closed form, without a learning rate)")
         return lr_curve(sweep.lrs_, sweep.losses_)
 
-    def _warn_few_steps(self, n_train, training, world) -> None:
+    def _warn_few_steps(self, n_train, training, processes) -> None:
         """Warn when the backbone will take too few optimizer steps to move, saying what the
         defaults do about it and naming the cheaper recipe."""
-        if not training.few_steps(n_train, 1 if world is None else world.size):
+        if not training.few_steps(n_train, processes):
             return
-        steps = training.backbone_steps(n_train, 1 if world is None else world.size)
+        steps = training.backbone_steps(n_train, processes)
         chosen = []  # what "auto" did about it
         if self.head_init == "auto" and training.head_init == "probe":
             chosen.append("starts from the frozen features' linear probe")

@@ -31,8 +31,10 @@ class WeightAverage(Callback):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.steps_ = 0
-        # views of the network's floating tensors (writing them writes the network)
-        self.tensors_ = [t for t in net.module_.state_dict().values() if t.is_floating_point()]
+        module = net.module_
+        self.sources_ = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+        # the network's floating tensors, written in place when it takes the average
+        self.tensors_ = [t.detach() for t in self.sources_]
         self.average_ = [t.clone() for t in self.tensors_]  # starts where training starts
         self.trained_ = None  # the network's own weights while it holds the average
 
@@ -55,8 +57,12 @@ class WeightAverage(Callback):
         if not training:
             return
         decay = min(self.decay, (1 + self.steps_) / (10 + self.steps_))
+        # a frozen parameter equals its average: only what can have moved (trainable
+        # parameters, buffers such as BatchNorm statistics) is updated
+        moving = [(a, t) for a, t, s in zip(self.average_, self.tensors_, self.sources_)
+                  if s.requires_grad or not isinstance(s, torch.nn.Parameter)]
         with torch.no_grad():
-            torch._foreach_lerp_(self.average_, self.tensors_, 1 - decay)
+            torch._foreach_lerp_([a for a, _ in moving], [t for _, t in moving], 1 - decay)
         self.steps_ += 1
 
     def on_epoch_end(self, net, **kwargs):
@@ -64,4 +70,4 @@ class WeightAverage(Callback):
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         self._hold(net, average=True)
-        self.tensors_ = self.average_ = self.trained_ = None  # the fitted net keeps no second copy
+        self.sources_ = self.tensors_ = self.average_ = self.trained_ = None  # the fitted net keeps no copy
